@@ -1,0 +1,1 @@
+/* placeholder */ int mdm_server_placeholder_;

@@ -1,0 +1,3 @@
+/* placeholder: replaced by the real program */
+#include <stdio.h>
+int main(void) { fputs("not built yet\n", stderr); return 1; }

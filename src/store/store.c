@@ -1,0 +1,1 @@
+/* placeholder */ int mdm_store_placeholder_;
