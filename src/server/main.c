@@ -1,3 +1,348 @@
-/* placeholder: replaced by the real program */
+/*
+ * main.c: the mdmd program: flags and environment, the `tenant`
+ * subcommands, start-up (store, bootstrap, HTTP) and a draining shutdown on
+ * SIGTERM/SIGINT (CONTRACT §1).
+ */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
-int main(void) { fputs("not built yet\n", stderr); return 1; }
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "core/log.h"
+#include "core/util.h"
+#include "server/server.h"
+
+static const char usage_text[] =
+  "usage: mdmd [--config FILE] [--listen HOST:PORT] [--data-dir DIR]\n"
+  "            [--db URL] [--log-format json|text] [--checkin-interval SECONDS]\n"
+  "       mdmd tenant create NAME [--region REGION] [--data-dir DIR | --db URL]\n"
+  "       mdmd tenant list [--data-dir DIR | --db URL]\n"
+  "\n"
+  "The mdm control plane server.\n"
+  "\n"
+  "  --listen HOST:PORT      address to serve on (default 127.0.0.1:8080;\n"
+  "                          port 0 picks a free one and prints it)\n"
+  "  --data-dir DIR          state directory (default ./var)\n"
+  "  --db URL                store: sqlite:PATH (default sqlite:DIR/mdm.db)\n"
+  "  --log-format json|text  log lines on stderr (default text)\n"
+  "  --checkin-interval N    seconds between agent check-ins (default 300)\n"
+  "  --config FILE           read KEY = VALUE lines (listen, data-dir, db,\n"
+  "                          log-format, checkin-interval)\n"
+  "  --help, --version\n"
+  "\n"
+  "Every flag may also come from the environment as MDM_<FLAG>, e.g.\n"
+  "MDM_LISTEN, MDM_DATA_DIR, MDM_DB. Flags win over the environment, the\n"
+  "environment over the config file.\n";
+
+static void die_usage(const char *fmt, const char *arg)
+{
+  fprintf(stderr, "mdmd: ");
+  fprintf(stderr, fmt, arg);
+  fprintf(stderr, "\n(see 'mdmd --help')\n");
+  exit(2);
+}
+
+void mdm_config_defaults(struct mdm_config *cfg)
+{
+  memset(cfg, 0, sizeof(*cfg));
+  mdm_strlcpy(cfg->listen, "127.0.0.1:8080", sizeof(cfg->listen));
+  mdm_strlcpy(cfg->data_dir, "./var", sizeof(cfg->data_dir));
+  cfg->checkin_interval_s = 300;
+  cfg->device_token_ttl_s = 365LL * 86400;
+  cfg->max_connections = 4096;
+}
+
+/* Apply one setting by its flag name (without "--"). */
+static int config_set(struct mdm_config *cfg, const char *key,
+                      const char *val)
+{
+  long long n;
+  if(!strcmp(key, "listen"))
+    return mdm_strlcpy(cfg->listen, val, sizeof(cfg->listen)) ? -1 : 0;
+  if(!strcmp(key, "data-dir"))
+    return mdm_strlcpy(cfg->data_dir, val, sizeof(cfg->data_dir)) ? -1 : 0;
+  if(!strcmp(key, "db"))
+    return mdm_strlcpy(cfg->db, val, sizeof(cfg->db)) ? -1 : 0;
+  if(!strcmp(key, "log-format")) {
+    if(strcmp(val, "json") && strcmp(val, "text"))
+      return -1;
+    cfg->log_json = !strcmp(val, "json");
+    return 0;
+  }
+  if(!strcmp(key, "checkin-interval")) {
+    if(mdm_parse_int(val, 5, 86400, &n))
+      return -1;
+    cfg->checkin_interval_s = (int)n;
+    return 0;
+  }
+  return -2;
+}
+
+static const char *const env_keys[] = {"listen", "data-dir", "db",
+                                       "log-format", "checkin-interval",
+                                       NULL};
+
+static void config_from_env(struct mdm_config *cfg)
+{
+  const char *const *k;
+  for(k = env_keys; *k; k++) {
+    char name[64];
+    const char *v;
+    size_t i;
+    snprintf(name, sizeof(name), "MDM_%s", *k);
+    for(i = 4; name[i]; i++)
+      name[i] = name[i] == '-' ? '_' : (char)(name[i] >= 'a' && name[i] <= 'z'
+                                                ? name[i] - 32 : name[i]);
+    v = getenv(name);
+    if(v && *v && config_set(cfg, *k, v)) {
+      fprintf(stderr, "mdmd: invalid value in %s\n", name);
+      exit(2);
+    }
+  }
+}
+
+static void config_from_file(struct mdm_config *cfg, const char *path)
+{
+  char *text = NULL, *line, *save = NULL;
+  int lineno = 0;
+  if(mdm_file_read(path, 64 * 1024, &text, NULL)) {
+    fprintf(stderr, "mdmd: cannot read config file '%s'\n", path);
+    exit(1);
+  }
+  for(line = strtok_r(text, "\n", &save); line;
+      line = strtok_r(NULL, "\n", &save)) {
+    char *eq, *k, *v, *end;
+    lineno++;
+    while(*line == ' ' || *line == '\t')
+      line++;
+    if(!*line || *line == '#')
+      continue;
+    eq = strchr(line, '=');
+    if(!eq) {
+      fprintf(stderr, "mdmd: '%s': line %d: expected KEY = VALUE\n", path,
+              lineno);
+      exit(1);
+    }
+    *eq = '\0';
+    k = line;
+    v = eq + 1;
+    end = eq;
+    while(end > k && (end[-1] == ' ' || end[-1] == '\t'))
+      *--end = '\0';
+    while(*v == ' ' || *v == '\t')
+      v++;
+    end = v + strlen(v);
+    while(end > v && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
+      *--end = '\0';
+    if(config_set(cfg, k, v)) {
+      fprintf(stderr, "mdmd: '%s': line %d: invalid setting '%s'\n", path,
+              lineno, k);
+      exit(1);
+    }
+  }
+  free(text);
+}
+
+/* Parse flags (argv[first..]); "config" is taken first so flags win. */
+static void parse_flags(struct mdm_config *cfg, int argc, char **argv,
+                        int first, const char **region, const char **name)
+{
+  int i;
+  for(i = first; i < argc; i++)
+    if(!strcmp(argv[i], "--config") && i + 1 < argc)
+      config_from_file(cfg, argv[i + 1]);
+  config_from_env(cfg);
+  for(i = first; i < argc; i++) {
+    const char *a = argv[i], *v;
+    if(!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      fputs(usage_text, stdout);
+      exit(0);
+    }
+    if(!strcmp(a, "--version")) {
+      printf("mdmd %s\n", MDM_VERSION);
+      exit(0);
+    }
+    if(strncmp(a, "--", 2)) {
+      if(name && !*name) {
+        *name = a;
+        continue;
+      }
+      die_usage("unexpected argument '%s'", a);
+    }
+    if(i + 1 >= argc)
+      die_usage("flag '%s' needs a value", a);
+    v = argv[++i];
+    if(!strcmp(a, "--config"))
+      continue;
+    if(!strcmp(a, "--region") && region) {
+      *region = v;
+      continue;
+    }
+    if(!strcmp(a, "--mqtt") || !strcmp(a, "--tls-cert") ||
+       !strcmp(a, "--tls-key")) {
+      fprintf(stderr, "mdmd: %s is not supported by this version yet\n", a);
+      exit(1);
+    }
+    switch(config_set(cfg, a + 2, v)) {
+    case 0:
+      break;
+    case -1:
+      fprintf(stderr, "mdmd: invalid value for %s: '%s'\n", a, v);
+      exit(2);
+    default:
+      die_usage("unknown flag '%s'", a);
+    }
+  }
+}
+
+static mdm_rc open_store(struct mdm_config *cfg, struct mdm_store **st)
+{
+  char url[1300];
+  mdm_rc rc;
+  if(mdm_mkdirs(cfg->data_dir, 0700)) {
+    fprintf(stderr, "mdmd: cannot create data dir '%s': %s\n", cfg->data_dir,
+            strerror(errno));
+    return MDM_ERR_IO;
+  }
+  chmod(cfg->data_dir, 0700);
+  if(cfg->db[0])
+    mdm_strlcpy(url, cfg->db, sizeof(url));
+  else
+    snprintf(url, sizeof(url), "sqlite:%s/mdm.db", cfg->data_dir);
+  rc = mdm_store_open(url, st);
+  if(rc == MDM_ERR_UNSUPPORTED)
+    fprintf(stderr, "mdmd: store '%s' is not supported by this version yet\n",
+            url);
+  else if(rc)
+    fprintf(stderr, "mdmd: cannot open store '%s': %s\n", url,
+            mdm_strerror(rc));
+  return rc;
+}
+
+static int cmd_tenant(int argc, char **argv)
+{
+  struct mdm_config cfg;
+  struct mdm_store *st = NULL;
+  const char *region = NULL, *name = NULL;
+  int ret = 1;
+
+  mdm_config_defaults(&cfg);
+  if(argc < 3)
+    die_usage("%s", "usage: mdmd tenant create NAME [--region R] | list");
+  mdm_log_setup("mdmd", 0, MDM_LOG_WARN);
+  if(!strcmp(argv[2], "create")) {
+    struct mdm_tenant t;
+    char *token = NULL;
+    mdm_rc rc;
+    parse_flags(&cfg, argc, argv, 3, &region, &name);
+    if(!name)
+      die_usage("%s", "tenant create: NAME is required");
+    if(open_store(&cfg, &st))
+      return 1;
+    rc = mdm_tenant_create(st, name, region, "cli", &token, &t);
+    if(rc == MDM_ERR_INVAL)
+      fprintf(stderr, "mdmd: invalid tenant name '%s' (lower-case letters, "
+                      "digits and '-', at most 63) or region\n", name);
+    else if(rc == MDM_ERR_CONFLICT)
+      fprintf(stderr, "mdmd: tenant '%s' already exists\n", name);
+    else if(rc)
+      fprintf(stderr, "mdmd: cannot create tenant '%s': %s\n", name,
+              mdm_strerror(rc));
+    else {
+      printf("created tenant '%s' (id %s%s%s)\n"
+             "owner API token (shown once, store it now):\n  %s\n",
+             t.name, t.id, t.region[0] ? ", region " : "", t.region, token);
+      free(token);
+      mdm_tenant_release(&t);
+      ret = 0;
+    }
+  }
+  else if(!strcmp(argv[2], "list")) {
+    json_t *arr = NULL, *v;
+    size_t i;
+    parse_flags(&cfg, argc, argv, 3, NULL, NULL);
+    if(open_store(&cfg, &st))
+      return 1;
+    if(st->ops->tenant_list(st, &arr)) {
+      fprintf(stderr, "mdmd: cannot list tenants\n");
+    }
+    else {
+      printf("%-36s  %-20s  %-12s  %8s  %s\n", "ID", "NAME", "REGION",
+             "DEVICES", "CREATED");
+      json_array_foreach(arr, i, v) {
+        const char *rg = json_string_value(json_object_get(v, "region"));
+        printf("%-36s  %-20s  %-12s  %8lld  %s\n",
+               json_string_value(json_object_get(v, "id")),
+               json_string_value(json_object_get(v, "name")),
+               rg && *rg ? rg : "-",
+               (long long)json_integer_value(json_object_get(v, "devices")),
+               json_string_value(json_object_get(v, "created_at")));
+      }
+      json_decref(arr);
+      ret = 0;
+    }
+  }
+  else
+    die_usage("unknown tenant command '%s'", argv[2]);
+  mdm_store_close(st);
+  return ret;
+}
+
+int main(int argc, char **argv)
+{
+  struct mdm_server srv;
+  sigset_t sigs;
+  int sig = 0, ret = 1;
+
+  if(argc > 1 && !strcmp(argv[1], "tenant"))
+    return cmd_tenant(argc, argv);
+
+  memset(&srv, 0, sizeof(srv));
+  mdm_config_defaults(&srv.cfg);
+  parse_flags(&srv.cfg, argc, argv, 1, NULL, NULL);
+  mdm_log_setup("mdmd", srv.cfg.log_json,
+                getenv("MDM_DEBUG") ? MDM_LOG_DEBUG : MDM_LOG_INFO);
+
+  /* Signals are taken by sigwait() below; every thread inherits the mask. */
+  signal(SIGPIPE, SIG_IGN);
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+  umask(077);
+  if(open_store(&srv.cfg, &srv.store))
+    return 1;
+  if(mdm_keycache_new(&srv.keys) || mdm_tokcache_new(&srv.devtokens))
+    goto out;
+  if(mdm_bootstrap(&srv))
+    goto out;
+  if(mdm_http_start(&srv))
+    goto out;
+  {
+    char host[256];
+    const char *colon;
+    mdm_strlcpy(host, srv.cfg.listen, sizeof(host));
+    colon = strrchr(srv.cfg.listen, ':');
+    if(colon)
+      host[colon - srv.cfg.listen] = '\0';
+    printf("listening on %s:%d\n", host, srv.port);
+    fflush(stdout);
+    mdm_info("mdmd %s listening on %s:%d (store %s, data dir %s)", MDM_VERSION,
+             host, srv.port, srv.store->ops->name, srv.cfg.data_dir);
+  }
+  while(sigwait(&sigs, &sig) == 0 && sig != SIGTERM && sig != SIGINT)
+    ;
+  mdm_info("signal %d: draining", sig);
+  mdm_http_stop(&srv, 8000);
+  ret = 0;
+out:
+  mdm_store_close(srv.store);
+  mdm_keycache_free(srv.keys);
+  mdm_tokcache_free(srv.devtokens);
+  if(!ret)
+    mdm_info("stopped");
+  return ret;
+}

@@ -1,0 +1,246 @@
+/*
+ * router.c: the route table, path matching and authentication of each
+ * request against its route's declaration (see router.h).
+ */
+#include <string.h>
+#include <openssl/evp.h>
+#include "core/log.h"
+#include "core/util.h"
+#include "crypto/jwt.h"
+#include "server/api.h"
+#include "server/router.h"
+
+#define READ_ROLES MDM_ROLES_ALL
+#define ADMIN_ROLES (MDM_ROLE_OWNER | MDM_ROLE_ADMIN)
+#define AUDIT_ROLES \
+  (MDM_ROLE_OWNER | MDM_ROLE_ADMIN | MDM_ROLE_OPERATOR | MDM_ROLE_AUDITOR)
+
+const struct mdm_route mdm_routes[] = {
+  {"GET", "/healthz", mdm_api_healthz, MDM_AUTH_PUBLIC},
+  {"GET", "/readyz", mdm_api_readyz, MDM_AUTH_PUBLIC},
+
+  {"POST", "/v1/tokens", mdm_api_tokens_create, MDM_ROLE_OWNER},
+  {"GET", "/v1/tokens", mdm_api_tokens_list, MDM_ROLE_OWNER},
+  {"DELETE", "/v1/tokens/{id}", mdm_api_tokens_delete, MDM_ROLE_OWNER},
+
+  {"POST", "/v1/enrollment-tokens", mdm_api_etokens_create, ADMIN_ROLES},
+  {"GET", "/v1/enrollment-tokens", mdm_api_etokens_list, ADMIN_ROLES},
+  {"DELETE", "/v1/enrollment-tokens/{id}", mdm_api_etokens_delete,
+   ADMIN_ROLES},
+
+  {"GET", "/v1/devices", mdm_api_devices_list, READ_ROLES},
+  {"GET", "/v1/devices/{id}", mdm_api_devices_get, READ_ROLES},
+  {"PATCH", "/v1/devices/{id}", mdm_api_devices_patch, ADMIN_ROLES},
+
+  {"GET", "/v1/audit", mdm_api_audit_list, AUDIT_ROLES},
+  {"GET", "/v1/audit/verify", mdm_api_audit_verify, AUDIT_ROLES},
+
+  /* The enrollment token travels in the body and is checked there. */
+  {"POST", "/v1/enroll", mdm_api_enroll, MDM_AUTH_PUBLIC},
+  {"POST", "/v1/agent/checkin", mdm_api_agent_checkin, MDM_AUTH_DEVICE},
+  {"POST", "/v1/agent/telemetry", mdm_api_agent_telemetry, MDM_AUTH_DEVICE},
+};
+
+const int mdm_n_routes = (int)(sizeof(mdm_routes) / sizeof(mdm_routes[0]));
+
+unsigned mdm_role_bit(const char *role)
+{
+  static const struct {
+    const char *name;
+    unsigned bit;
+  } roles[] = {{"owner", MDM_ROLE_OWNER},       {"admin", MDM_ROLE_ADMIN},
+               {"operator", MDM_ROLE_OPERATOR}, {"helpdesk", MDM_ROLE_HELPDESK},
+               {"auditor", MDM_ROLE_AUDITOR}};
+  size_t i;
+  if(!role)
+    return 0;
+  for(i = 0; i < sizeof(roles) / sizeof(roles[0]); i++)
+    if(!strcmp(roles[i].name, role))
+      return roles[i].bit;
+  return 0;
+}
+
+/* Does path match pattern?  Captures {x} segments into r->params. */
+static int path_match(const char *pattern, const char *path, struct mdm_req *r)
+{
+  const char *p = pattern, *s = path;
+  int n = 0;
+
+  while(*p && *s) {
+    if(*p == '{') {
+      const char *pe = strchr(p, '}');
+      const char *se = strchr(s, '/');
+      size_t len = se ? (size_t)(se - s) : strlen(s);
+      if(!pe || len == 0 || n >= MDM_MAX_PARAMS)
+        return 0;
+      if(r) {
+        if(len >= sizeof(r->params[0]))
+          return 0;
+        memcpy(r->params[n], s, len);
+        r->params[n][len] = '\0';
+      }
+      n++;
+      p = pe + 1;
+      s += len;
+      continue;
+    }
+    if(*p != *s)
+      return 0;
+    p++;
+    s++;
+  }
+  if(*p || *s)
+    return 0;
+  if(r)
+    r->n_params = n;
+  return 1;
+}
+
+mdm_rc mdm_route_match(const char *method, const char *path,
+                       struct mdm_req *r, const struct mdm_route **out)
+{
+  const struct mdm_route *path_only = NULL;
+  int i;
+
+  for(i = 0; i < mdm_n_routes; i++) {
+    const struct mdm_route *rt = &mdm_routes[i];
+    if(!path_match(rt->pattern, path, NULL))
+      continue;
+    if(!strcmp(rt->method, method)) {
+      path_match(rt->pattern, path, r);
+      *out = rt;
+      return MDM_OK;
+    }
+    if(!path_only)
+      path_only = rt;
+  }
+  if(path_only) {
+    *out = path_only;
+    return MDM_ERR_METHOD;
+  }
+  return MDM_ERR_NOTFOUND;
+}
+
+/* ---- authentication --------------------------------------------------- */
+
+#define API_TOKEN_PREFIX "mdm_at_"
+
+static mdm_rc auth_admin(struct mdm_req *r, const char *token)
+{
+  struct mdm_token_info info;
+  char hash[65];
+  mdm_rc rc;
+
+  mdm_sha256_hex(token, strlen(token), hash);
+  rc = r->srv->store->ops->token_auth(r->srv->store, hash, &info);
+  if(rc == MDM_ERR_AUTH)
+    return mdm_req_fail(r, rc, "invalid or revoked API token");
+  if(rc)
+    return mdm_req_fail(r, rc, "cannot check the API token");
+  r->who.kind = MDM_PRINCIPAL_ADMIN;
+  mdm_strlcpy(r->who.tenant_id, info.tenant_id, sizeof(r->who.tenant_id));
+  mdm_strlcpy(r->who.id, info.id, sizeof(r->who.id));
+  mdm_strlcpy(r->who.role, info.role, sizeof(r->who.role));
+  snprintf(r->who.actor, sizeof(r->who.actor), "token:%s", info.id);
+  return MDM_OK;
+}
+
+static mdm_rc auth_device(struct mdm_req *r, const char *token)
+{
+  unsigned char digest[32];
+  unsigned int dlen = 0;
+  struct mdm_devtoken dt;
+  int64_t now = mdm_now_ms() / 1000;
+
+  if(strlen(token) > MDM_JWT_MAX_LEN)
+    return mdm_req_fail(r, MDM_ERR_AUTH, "invalid device token");
+  EVP_Digest(token, strlen(token), digest, &dlen, EVP_sha256(), NULL);
+  if(!mdm_tokcache_get(r->srv->devtokens, digest, &dt)) {
+    json_t *claims = NULL;
+    const char *peeked, *sub, *tc;
+    char tenant[MDM_UUID_LEN + 1];
+    EVP_PKEY *key;
+    const char *kid;
+    mdm_rc rc;
+
+    if(mdm_jwt_peek(token, NULL, &claims))
+      return mdm_req_fail(r, MDM_ERR_AUTH, "invalid device token");
+    peeked = json_string_value(json_object_get(claims, "tenant"));
+    if(!peeked || !mdm_is_uuid(peeked) ||
+       mdm_strlcpy(tenant, peeked, sizeof(tenant)) ||
+       mdm_keycache_get(r->srv, tenant, &key, &kid)) {
+      json_decref(claims);
+      return mdm_req_fail(r, MDM_ERR_AUTH, "invalid device token");
+    }
+    json_decref(claims);
+    claims = NULL;
+    rc = mdm_jwt_verify(key, token, "mdm-device", now, &claims);
+    if(rc) {
+      return mdm_req_fail(r, MDM_ERR_AUTH, "%s device token",
+                          rc == MDM_ERR_EXPIRED ? "expired" : "invalid");
+    }
+    sub = json_string_value(json_object_get(claims, "sub"));
+    tc = json_string_value(json_object_get(claims, "tenant"));
+    if(!sub || !mdm_is_uuid(sub) || !tc || strcmp(tc, tenant)) {
+      json_decref(claims);
+      return mdm_req_fail(r, MDM_ERR_AUTH, "invalid device token");
+    }
+    memset(&dt, 0, sizeof(dt));
+    mdm_strlcpy(dt.tenant_id, tenant, sizeof(dt.tenant_id));
+    mdm_strlcpy(dt.device_id, sub, sizeof(dt.device_id));
+    dt.exp = json_integer_value(json_object_get(claims, "exp"));
+    json_decref(claims);
+    mdm_tokcache_put(r->srv->devtokens, digest, &dt);
+  }
+  if(dt.exp <= now)
+    return mdm_req_fail(r, MDM_ERR_AUTH, "expired device token");
+  r->who.kind = MDM_PRINCIPAL_DEVICE;
+  mdm_strlcpy(r->who.tenant_id, dt.tenant_id, sizeof(r->who.tenant_id));
+  mdm_strlcpy(r->who.id, dt.device_id, sizeof(r->who.id));
+  snprintf(r->who.actor, sizeof(r->who.actor), "device:%s", dt.device_id);
+  /* Whether the device is still active is checked by the handler, inside
+   * the same transaction as its write. */
+  return MDM_OK;
+}
+
+mdm_rc mdm_auth_check(struct mdm_req *r)
+{
+  const char *h = mdm_req_header(r, "Authorization");
+  const char *token;
+  unsigned need = r->route->auth;
+  mdm_rc rc;
+
+  if(need == MDM_AUTH_UNDECLARED) /* a bug: refuse rather than open */
+    return mdm_req_fail(r, MDM_ERR_INTERNAL, "route without access rule");
+  if(need & MDM_AUTH_PUBLIC)
+    return MDM_OK;
+  if(!h || strncmp(h, "Bearer ", 7))
+    return mdm_req_fail(r, MDM_ERR_AUTH, "missing bearer token");
+  token = h + 7;
+  while(*token == ' ')
+    token++;
+  if(!*token)
+    return mdm_req_fail(r, MDM_ERR_AUTH, "missing bearer token");
+
+  if(!strncmp(token, API_TOKEN_PREFIX, strlen(API_TOKEN_PREFIX))) {
+    rc = auth_admin(r, token);
+    if(rc)
+      return rc;
+    if(!(need & mdm_role_bit(r->who.role))) {
+      if(need == MDM_AUTH_DEVICE)
+        return mdm_req_fail(r, MDM_ERR_FORBIDDEN,
+                            "this endpoint is for devices");
+      return mdm_req_fail(r, MDM_ERR_FORBIDDEN,
+                          "role '%s' may not %s %s", r->who.role, r->method,
+                          r->route->pattern);
+    }
+    return MDM_OK;
+  }
+  rc = auth_device(r, token);
+  if(rc)
+    return rc;
+  if(!(need & MDM_AUTH_DEVICE))
+    return mdm_req_fail(r, MDM_ERR_FORBIDDEN,
+                        "a device credential cannot open admin endpoints");
+  return MDM_OK;
+}

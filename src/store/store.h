@@ -1,0 +1,161 @@
+/*
+ * store.h: the store interface.  mdmd keeps all state here (ARCHITECTURE
+ * principle 3); a backend is a table of functions (struct mdm_store_ops), one
+ * file each (store_sqlite.c now, store_pg.c later), chosen by URL in
+ * mdm_store_open().
+ *
+ * Every function takes the tenant id and touches only that tenant's rows.
+ * Every mutation appends its audit record in the same transaction as the
+ * change (struct mdm_audit_in), so the log and the data never disagree.
+ * Objects come back as jansson values shaped as the HTTP API shows them
+ * (docs/api.md); the caller owns them.  All functions are thread-safe.
+ */
+#ifndef MDM_STORE_H
+#define MDM_STORE_H
+
+#include <stdint.h>
+#include <jansson.h>
+#include "core/rc.h"
+#include "core/util.h"
+
+struct mdm_store;
+
+/* What an audit record says besides seq/at/hashes.  Borrowed. */
+struct mdm_audit_in {
+  const char *actor;    /* "token:<id>", "device:<id>", "cli", "system" */
+  const char *action;   /* "token.create", "device.enroll", ... */
+  const char *target;   /* the object's id */
+  json_t *detail;       /* object or NULL */
+};
+
+struct mdm_tenant {
+  char id[MDM_UUID_LEN + 1];
+  char name[64];
+  char region[64];
+  char kid[48];
+  char *key_pem;        /* private signing key, PEM; owned */
+  int64_t created_at;
+};
+void mdm_tenant_release(struct mdm_tenant *t);
+
+/* An API token as the authenticator sees it. */
+struct mdm_token_info {
+  char id[MDM_UUID_LEN + 1];
+  char tenant_id[MDM_UUID_LEN + 1];
+  char role[16];
+};
+
+/* Enrollment: what the device becomes.  Strings borrowed. */
+struct mdm_enroll_in {
+  const char *etoken_id;      /* the enrollment token's jti */
+  const char *device_id;      /* new UUID chosen by the caller */
+  const char *token_jti;      /* the device token's jti */
+  const char *facts_json;     /* canonical JSON of the facts */
+  const char *facts_hash;
+  int64_t now;
+};
+
+struct mdm_checkin_in {
+  const char *device_id;
+  const char *facts_json;     /* canonical JSON */
+  const char *facts_hash;     /* hex SHA-256 of facts_json */
+  int64_t now;
+};
+
+#define MDM_MAX_LABEL_FILTERS 8
+struct mdm_device_filter {
+  const char *platform;
+  const char *compliance;
+  const char *state;
+  const char *label_key[MDM_MAX_LABEL_FILTERS];
+  const char *label_val[MDM_MAX_LABEL_FILTERS];
+  int n_labels;
+  const char *after_id;  /* cursor: list ids greater than this */
+  int limit;
+};
+
+struct mdm_audit_verify {
+  int ok;
+  int64_t records;
+  int64_t first_bad;  /* 0 when ok */
+};
+
+struct mdm_store_ops {
+  const char *name;
+  mdm_rc (*ping)(struct mdm_store *s);
+  void (*close)(struct mdm_store *s);
+
+  mdm_rc (*tenant_create)(struct mdm_store *s, const struct mdm_tenant *t,
+                          const struct mdm_token_info *owner,
+                          const char *owner_hash, const struct mdm_audit_in *a);
+  mdm_rc (*tenant_get)(struct mdm_store *s, const char *id_or_name,
+                       struct mdm_tenant *out);
+  mdm_rc (*tenant_list)(struct mdm_store *s, json_t **out);
+
+  mdm_rc (*token_create)(struct mdm_store *s, const struct mdm_token_info *t,
+                         const char *name, const char *hash,
+                         const char *created_by, const struct mdm_audit_in *a,
+                         json_t **out);
+  mdm_rc (*token_auth)(struct mdm_store *s, const char *hash,
+                       struct mdm_token_info *out);
+  mdm_rc (*token_list)(struct mdm_store *s, const char *tenant, json_t **out);
+  mdm_rc (*token_delete)(struct mdm_store *s, const char *tenant,
+                         const char *id, const struct mdm_audit_in *a);
+
+  mdm_rc (*etoken_create)(struct mdm_store *s, const char *tenant,
+                          const char *id, int64_t expires_at, int64_t max_uses,
+                          json_t *labels, const char *created_by,
+                          const struct mdm_audit_in *a, json_t **out);
+  mdm_rc (*etoken_list)(struct mdm_store *s, const char *tenant,
+                        json_t **out);
+  mdm_rc (*etoken_revoke)(struct mdm_store *s, const char *tenant,
+                          const char *id, const struct mdm_audit_in *a);
+
+  mdm_rc (*enroll)(struct mdm_store *s, const char *tenant,
+                   const struct mdm_enroll_in *in,
+                   const struct mdm_audit_in *a, json_t **device);
+  mdm_rc (*checkin)(struct mdm_store *s, const char *tenant,
+                    const struct mdm_checkin_in *in, json_t **state);
+  mdm_rc (*device_active)(struct mdm_store *s, const char *tenant,
+                          const char *device_id);
+  mdm_rc (*device_get)(struct mdm_store *s, const char *tenant,
+                       const char *id, json_t **out);
+  mdm_rc (*device_list)(struct mdm_store *s, const char *tenant,
+                        const struct mdm_device_filter *f, json_t **items,
+                        char **next_cursor);
+  mdm_rc (*device_patch)(struct mdm_store *s, const char *tenant,
+                         const char *id, json_t *labels_patch,
+                         json_t *upn, const struct mdm_audit_in *a,
+                         json_t **out);
+
+  mdm_rc (*telemetry_put)(struct mdm_store *s, const char *tenant,
+                          const char *device_id, json_t *events,
+                          int64_t dropped, int64_t now, json_t **result);
+
+  mdm_rc (*audit_list)(struct mdm_store *s, const char *tenant,
+                       int64_t after_seq, int limit, json_t **items,
+                       int64_t *next);
+  mdm_rc (*audit_verify)(struct mdm_store *s, const char *tenant,
+                         struct mdm_audit_verify *out);
+};
+
+struct mdm_store {
+  const struct mdm_store_ops *ops;
+};
+
+/* Open the store named by url: "sqlite:PATH" (or a bare path).  Runs the
+ * migrations.  Caller owns *out; close with mdm_store_close(). */
+mdm_rc mdm_store_open(const char *url, struct mdm_store **out /* OUT */);
+void mdm_store_close(struct mdm_store *s);
+
+/* Backends' constructors, used by mdm_store_open only. */
+mdm_rc mdm_store_sqlite_open(const char *path, struct mdm_store **out);
+
+/* Canonical JSON (sorted keys, compact) of an audit record's content, the
+ * input of its hash.  Shared so every backend chains the same way. */
+mdm_rc mdm_audit_hash(const char *prev_hash, int64_t seq, const char *at,
+                      const char *actor, const char *action,
+                      const char *target, const char *detail_json,
+                      char *out /* 65 bytes */);
+
+#endif

@@ -1,0 +1,1690 @@
+/*
+ * store_sqlite.c: the embedded SQLite backend of the store (see store.h).
+ *
+ * One writer thread owns the only writing connection and commits many
+ * requests per transaction (group commit): a caller hands it a job and waits
+ * until the transaction holding that job is durable (WAL, synchronous=FULL),
+ * so "acknowledged" always means "stored" and throughput does not pay one
+ * fsync per request.  Each job runs inside its own SAVEPOINT, so a job that
+ * fails leaves nothing behind and does not disturb its batch.  Because all
+ * writes are serialized through this thread, the per-tenant audit hash chain
+ * needs no further locking.
+ *
+ * Reads use a small pool of read-only connections; WAL lets them run beside
+ * the writer.  Prepared statements are cached per connection, keyed by the
+ * address of their (static) SQL text.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <sqlite3.h>
+#include "store/store.h"
+#include "store/migrations.h"
+#include "core/buf.h"
+#include "core/log.h"
+
+#define SQ_READERS 4
+#define SQ_STMT_CACHE 64
+#define SQ_BATCH_MAX 1024
+
+struct sq_conn {
+  sqlite3 *db;
+  struct {
+    const char *sql;
+    sqlite3_stmt *st;
+  } cache[SQ_STMT_CACHE];
+  int n_cache;
+};
+
+struct sq_job;
+typedef mdm_rc (*sq_job_fn)(struct sq_conn *c, struct sq_job *j);
+
+struct sq_job {
+  sq_job_fn fn;
+  void *arg;
+  mdm_rc rc;
+  int is_done;
+  struct sq_job *next;
+};
+
+struct sq_store {
+  struct mdm_store base;
+  char *path;
+  struct sq_conn writer;
+  struct sq_conn readers[SQ_READERS];
+  int reader_busy[SQ_READERS];
+  pthread_mutex_t rlock;
+  pthread_cond_t rcond;
+
+  pthread_t thread;
+  pthread_mutex_t qlock;
+  pthread_cond_t qcond;     /* writer waits for jobs */
+  pthread_cond_t dcond;     /* callers wait for their job */
+  struct sq_job *head, *tail;
+  int is_stopping;
+  int has_thread;
+};
+
+/* ---- connections and statements ------------------------------------- */
+
+static mdm_rc sq_exec(sqlite3 *db, const char *sql)
+{
+  char *err = NULL;
+  if(sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+    mdm_error("sqlite: %s", err ? err : sqlite3_errmsg(db));
+    sqlite3_free(err);
+    return MDM_ERR_STORE;
+  }
+  return MDM_OK;
+}
+
+static mdm_rc sq_conn_open(struct sq_conn *c, const char *path, int is_writer)
+{
+  int flags = SQLITE_OPEN_NOMUTEX |
+              (is_writer ? SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+                         : SQLITE_OPEN_READONLY);
+  memset(c, 0, sizeof(*c));
+  if(sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK) {
+    mdm_error("sqlite: cannot open '%s': %s", path,
+              c->db ? sqlite3_errmsg(c->db) : "out of memory");
+    sqlite3_close(c->db);
+    c->db = NULL;
+    return MDM_ERR_STORE;
+  }
+  sqlite3_busy_timeout(c->db, 10000);
+  if(is_writer)
+    return sq_exec(c->db, "PRAGMA journal_mode=WAL;"
+                          "PRAGMA synchronous=FULL;"
+                          "PRAGMA foreign_keys=ON;"
+                          "PRAGMA cache_size=-65536;"
+                          "PRAGMA wal_autocheckpoint=10000;");
+  return sq_exec(c->db, "PRAGMA cache_size=-16384;");
+}
+
+static void sq_conn_close(struct sq_conn *c)
+{
+  int i;
+  for(i = 0; i < c->n_cache; i++)
+    sqlite3_finalize(c->cache[i].st);
+  c->n_cache = 0;
+  sqlite3_close(c->db);
+  c->db = NULL;
+}
+
+/* A cached prepared statement for a static SQL text; reset and unbound by
+ * sq_done().  NULL on error (logged). */
+static sqlite3_stmt *sq_stmt(struct sq_conn *c, const char *sql)
+{
+  sqlite3_stmt *st = NULL;
+  int i;
+  for(i = 0; i < c->n_cache; i++)
+    if(c->cache[i].sql == sql)
+      return c->cache[i].st;
+  if(sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st,
+                        NULL) != SQLITE_OK) {
+    mdm_error("sqlite: prepare: %s", sqlite3_errmsg(c->db));
+    return NULL;
+  }
+  if(c->n_cache < SQ_STMT_CACHE) {
+    c->cache[c->n_cache].sql = sql;
+    c->cache[c->n_cache].st = st;
+    c->n_cache++;
+  }
+  else {
+    /* Cache full: keep it anyway in the last slot, finalizing the old one. */
+    sqlite3_finalize(c->cache[SQ_STMT_CACHE - 1].st);
+    c->cache[SQ_STMT_CACHE - 1].sql = sql;
+    c->cache[SQ_STMT_CACHE - 1].st = st;
+  }
+  return st;
+}
+
+static void sq_done(sqlite3_stmt *st)
+{
+  if(st) {
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+  }
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+  if(s)
+    sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+  else
+    sqlite3_bind_null(st, i);
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+  return (const char *)sqlite3_column_text(st, i);
+}
+
+/* Step a statement that returns no rows; MDM_OK or MDM_ERR_STORE. */
+static mdm_rc sq_step_done(struct sq_conn *c, sqlite3_stmt *st)
+{
+  int r = sqlite3_step(st);
+  if(r == SQLITE_DONE || r == SQLITE_ROW)
+    return MDM_OK;
+  if(r == SQLITE_CONSTRAINT)
+    return MDM_ERR_CONFLICT;
+  mdm_error("sqlite: step: %s", sqlite3_errmsg(c->db));
+  return MDM_ERR_STORE;
+}
+
+static struct sq_conn *sq_reader_get(struct sq_store *q, int *slot)
+{
+  int i;
+  pthread_mutex_lock(&q->rlock);
+  for(;;) {
+    for(i = 0; i < SQ_READERS; i++)
+      if(!q->reader_busy[i]) {
+        q->reader_busy[i] = 1;
+        pthread_mutex_unlock(&q->rlock);
+        *slot = i;
+        return &q->readers[i];
+      }
+    pthread_cond_wait(&q->rcond, &q->rlock);
+  }
+}
+
+static void sq_reader_put(struct sq_store *q, int slot)
+{
+  pthread_mutex_lock(&q->rlock);
+  q->reader_busy[slot] = 0;
+  pthread_cond_signal(&q->rcond);
+  pthread_mutex_unlock(&q->rlock);
+}
+
+/* ---- the writer thread (group commit) ---------------------------------- */
+
+static void *sq_writer_main(void *arg)
+{
+  struct sq_store *q = arg;
+  struct sq_conn *c = &q->writer;
+
+  for(;;) {
+    struct sq_job *batch, *j;
+    int n = 0;
+    mdm_rc commit_rc = MDM_OK;
+
+    pthread_mutex_lock(&q->qlock);
+    while(!q->head && !q->is_stopping)
+      pthread_cond_wait(&q->qcond, &q->qlock);
+    if(!q->head && q->is_stopping) {
+      pthread_mutex_unlock(&q->qlock);
+      break;
+    }
+    /* Take up to SQ_BATCH_MAX jobs. */
+    batch = q->head;
+    j = batch;
+    n = 1;
+    while(j->next && n < SQ_BATCH_MAX) {
+      j = j->next;
+      n++;
+    }
+    q->head = j->next;
+    if(!q->head)
+      q->tail = NULL;
+    j->next = NULL;
+    pthread_mutex_unlock(&q->qlock);
+
+    if(sq_exec(c->db, "BEGIN IMMEDIATE")) {
+      commit_rc = MDM_ERR_STORE;
+    }
+    else {
+      for(j = batch; j; j = j->next) {
+        sq_exec(c->db, "SAVEPOINT job");
+        j->rc = j->fn(c, j);
+        if(j->rc)
+          sq_exec(c->db, "ROLLBACK TO job");
+        sq_exec(c->db, "RELEASE job");
+      }
+      if(sq_exec(c->db, "COMMIT")) {
+        commit_rc = MDM_ERR_STORE;
+        sq_exec(c->db, "ROLLBACK");
+      }
+    }
+
+    pthread_mutex_lock(&q->qlock);
+    for(j = batch; j;) {
+      struct sq_job *next = j->next;
+      if(commit_rc)
+        j->rc = commit_rc;
+      j->is_done = 1;
+      j = next;
+    }
+    pthread_cond_broadcast(&q->dcond);
+    pthread_mutex_unlock(&q->qlock);
+  }
+  return NULL;
+}
+
+/* Run fn(arg) in the writer's next transaction; returns once it is durable
+ * (or failed). */
+static mdm_rc sq_submit(struct sq_store *q, sq_job_fn fn, void *arg)
+{
+  struct sq_job job;
+  memset(&job, 0, sizeof(job));
+  job.fn = fn;
+  job.arg = arg;
+  pthread_mutex_lock(&q->qlock);
+  if(q->is_stopping) {
+    pthread_mutex_unlock(&q->qlock);
+    return MDM_ERR_BUSY;
+  }
+  if(q->tail)
+    q->tail->next = &job;
+  else
+    q->head = &job;
+  q->tail = &job;
+  pthread_cond_signal(&q->qcond);
+  while(!job.is_done)
+    pthread_cond_wait(&q->dcond, &q->qlock);
+  pthread_mutex_unlock(&q->qlock);
+  return job.rc;
+}
+
+/* ---- audit ------------------------------------------------------------ */
+
+static const char SQL_AUDIT_LAST[] =
+  "SELECT seq, hash FROM audit WHERE tenant_id=?1 ORDER BY seq DESC LIMIT 1";
+static const char SQL_AUDIT_INSERT[] =
+  "INSERT INTO audit(tenant_id, seq, at, actor, action, target, detail,"
+  " prev_hash, hash) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)";
+
+/* Append a to tenant's chain, in the caller's transaction. */
+static mdm_rc sq_audit(struct sq_conn *c, const char *tenant,
+                       const struct mdm_audit_in *a)
+{
+  sqlite3_stmt *st;
+  int64_t seq = 0;
+  char prev[65] = "", hash[65], at[40];
+  char *detail = NULL;
+  mdm_rc rc;
+
+  if(!a)
+    return MDM_OK;
+  st = sq_stmt(c, SQL_AUDIT_LAST);
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, tenant);
+  if(sqlite3_step(st) == SQLITE_ROW) {
+    seq = sqlite3_column_int64(st, 0);
+    mdm_strlcpy(prev, col_text(st, 1) ? col_text(st, 1) : "", sizeof(prev));
+  }
+  sq_done(st);
+  seq++;
+  mdm_time_format_ms(mdm_now_ms(), at, sizeof(at));
+  if(a->detail) {
+    detail = json_dumps(a->detail, JSON_COMPACT | JSON_SORT_KEYS);
+    if(!detail)
+      return MDM_ERR_NOMEM;
+  }
+  rc = mdm_audit_hash(prev, seq, at, a->actor, a->action, a->target, detail,
+                      hash);
+  if(rc)
+    goto out;
+  st = sq_stmt(c, SQL_AUDIT_INSERT);
+  if(!st) {
+    rc = MDM_ERR_STORE;
+    goto out;
+  }
+  bind_text(st, 1, tenant);
+  sqlite3_bind_int64(st, 2, seq);
+  bind_text(st, 3, at);
+  bind_text(st, 4, a->actor);
+  bind_text(st, 5, a->action);
+  bind_text(st, 6, a->target);
+  bind_text(st, 7, detail);
+  bind_text(st, 8, prev);
+  bind_text(st, 9, hash);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+out:
+  free(detail);
+  return rc;
+}
+
+/* ---- JSON helpers ----------------------------------------------------- */
+
+static json_t *json_text_or_null(const char *s)
+{
+  return s ? json_string(s) : json_null();
+}
+
+static json_t *json_time_or_null(sqlite3_stmt *st, int i)
+{
+  char buf[32];
+  if(sqlite3_column_type(st, i) == SQLITE_NULL)
+    return json_null();
+  mdm_time_format(sqlite3_column_int64(st, i), buf, sizeof(buf));
+  return json_string(buf);
+}
+
+static json_t *json_parse_col(sqlite3_stmt *st, int i)
+{
+  const char *s = col_text(st, i);
+  json_t *v;
+  if(!s)
+    return json_null();
+  v = json_loads(s, 0, NULL);
+  return v ? v : json_null();
+}
+
+/* ---- tenants ---------------------------------------------------------- */
+
+struct tenant_create_args {
+  const struct mdm_tenant *t;
+  const struct mdm_token_info *owner;
+  const char *owner_hash;
+  const struct mdm_audit_in *a;
+};
+
+static const char SQL_TENANT_INSERT[] =
+  "INSERT INTO tenants(id, name, region, created_at) VALUES (?1,?2,?3,?4)";
+static const char SQL_KEY_INSERT[] =
+  "INSERT INTO tenant_keys(tenant_id, kid, private_pem, created_at)"
+  " VALUES (?1,?2,?3,?4)";
+static const char SQL_TOKEN_INSERT[] =
+  "INSERT INTO api_tokens(tenant_id, id, name, role, hash, created_at,"
+  " created_by) VALUES (?1,?2,?3,?4,?5,?6,?7)";
+
+static mdm_rc job_tenant_create(struct sq_conn *c, struct sq_job *j)
+{
+  struct tenant_create_args *x = j->arg;
+  sqlite3_stmt *st;
+  mdm_rc rc;
+
+  st = sq_stmt(c, SQL_TENANT_INSERT);
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->t->id);
+  bind_text(st, 2, x->t->name);
+  bind_text(st, 3, x->t->region);
+  sqlite3_bind_int64(st, 4, x->t->created_at);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(rc)
+    return rc;
+  st = sq_stmt(c, SQL_KEY_INSERT);
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->t->id);
+  bind_text(st, 2, x->t->kid);
+  bind_text(st, 3, x->t->key_pem);
+  sqlite3_bind_int64(st, 4, x->t->created_at);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(rc)
+    return rc;
+  st = sq_stmt(c, SQL_TOKEN_INSERT);
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->t->id);
+  bind_text(st, 2, x->owner->id);
+  bind_text(st, 3, "owner");
+  bind_text(st, 4, "owner");
+  bind_text(st, 5, x->owner_hash);
+  sqlite3_bind_int64(st, 6, x->t->created_at);
+  bind_text(st, 7, "system");
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(rc)
+    return rc;
+  return sq_audit(c, x->t->id, x->a);
+}
+
+static mdm_rc sq_tenant_create(struct mdm_store *s, const struct mdm_tenant *t,
+                               const struct mdm_token_info *owner,
+                               const char *owner_hash,
+                               const struct mdm_audit_in *a)
+{
+  struct tenant_create_args x = {t, owner, owner_hash, a};
+  return sq_submit((struct sq_store *)s, job_tenant_create, &x);
+}
+
+static const char SQL_TENANT_GET[] =
+  "SELECT t.id, t.name, t.region, t.created_at, k.kid, k.private_pem"
+  " FROM tenants t JOIN tenant_keys k ON k.tenant_id = t.id"
+  " WHERE t.id = ?1 OR t.name = ?1 ORDER BY k.created_at DESC LIMIT 1";
+
+static mdm_rc sq_tenant_get(struct mdm_store *s, const char *id_or_name,
+                            struct mdm_tenant *out)
+{
+  struct sq_store *q = (struct sq_store *)s;
+  int slot;
+  struct sq_conn *c = sq_reader_get(q, &slot);
+  sqlite3_stmt *st = sq_stmt(c, SQL_TENANT_GET);
+  mdm_rc rc = MDM_ERR_NOTFOUND;
+  int r;
+
+  memset(out, 0, sizeof(*out));
+  if(!st) {
+    rc = MDM_ERR_STORE;
+    goto out;
+  }
+  bind_text(st, 1, id_or_name);
+  r = sqlite3_step(st);
+  if(r == SQLITE_ROW) {
+    mdm_strlcpy(out->id, col_text(st, 0), sizeof(out->id));
+    mdm_strlcpy(out->name, col_text(st, 1), sizeof(out->name));
+    mdm_strlcpy(out->region, col_text(st, 2), sizeof(out->region));
+    out->created_at = sqlite3_column_int64(st, 3);
+    mdm_strlcpy(out->kid, col_text(st, 4), sizeof(out->kid));
+    out->key_pem = strdup(col_text(st, 5));
+    rc = out->key_pem ? MDM_OK : MDM_ERR_NOMEM;
+  }
+  else if(r != SQLITE_DONE)
+    rc = MDM_ERR_STORE;
+out:
+  sq_done(st);
+  sq_reader_put(q, slot);
+  return rc;
+}
+
+static const char SQL_TENANT_LIST[] =
+  "SELECT t.id, t.name, t.region, t.created_at,"
+  " (SELECT count(*) FROM devices d WHERE d.tenant_id = t.id)"
+  " FROM tenants t ORDER BY t.name";
+
+static mdm_rc sq_tenant_list(struct mdm_store *s, json_t **out)
+{
+  struct sq_store *q = (struct sq_store *)s;
+  int slot;
+  struct sq_conn *c = sq_reader_get(q, &slot);
+  sqlite3_stmt *st = sq_stmt(c, SQL_TENANT_LIST);
+  json_t *arr = json_array();
+  mdm_rc rc = MDM_OK;
+
+  if(!st || !arr) {
+    rc = st ? MDM_ERR_NOMEM : MDM_ERR_STORE;
+    goto out;
+  }
+  while(sqlite3_step(st) == SQLITE_ROW) {
+    json_array_append_new(
+      arr, json_pack("{s:s, s:s, s:s, s:o, s:I}", "id", col_text(st, 0),
+                     "name", col_text(st, 1), "region", col_text(st, 2),
+                     "created_at", json_time_or_null(st, 3), "devices",
+                     (json_int_t)sqlite3_column_int64(st, 4)));
+  }
+out:
+  sq_done(st);
+  sq_reader_put(q, slot);
+  if(rc) {
+    json_decref(arr);
+    return rc;
+  }
+  *out = arr;
+  return MDM_OK;
+}
+
+/* ---- API tokens ------------------------------------------------------- */
+
+struct token_create_args {
+  const struct mdm_token_info *t;
+  const char *name, *hash, *created_by;
+  const struct mdm_audit_in *a;
+  int64_t now;
+};
+
+static mdm_rc job_token_create(struct sq_conn *c, struct sq_job *j)
+{
+  struct token_create_args *x = j->arg;
+  sqlite3_stmt *st = sq_stmt(c, SQL_TOKEN_INSERT);
+  mdm_rc rc;
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->t->tenant_id);
+  bind_text(st, 2, x->t->id);
+  bind_text(st, 3, x->name);
+  bind_text(st, 4, x->t->role);
+  bind_text(st, 5, x->hash);
+  sqlite3_bind_int64(st, 6, x->now);
+  bind_text(st, 7, x->created_by);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(rc)
+    return rc;
+  return sq_audit(c, x->t->tenant_id, x->a);
+}
+
+static mdm_rc sq_token_create(struct mdm_store *s,
+                              const struct mdm_token_info *t,
+                              const char *name, const char *hash,
+                              const char *created_by,
+                              const struct mdm_audit_in *a, json_t **out)
+{
+  struct token_create_args x = {t, name, hash, created_by, a,
+                                mdm_now_ms() / 1000};
+  char ts[32];
+  mdm_rc rc = sq_submit((struct sq_store *)s, job_token_create, &x);
+  if(rc || !out)
+    return rc;
+  mdm_time_format(x.now, ts, sizeof(ts));
+  *out = json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", t->id, "name", name,
+                   "role", t->role, "created_at", ts, "created_by",
+                   created_by);
+  return *out ? MDM_OK : MDM_ERR_NOMEM;
+}
+
+static const char SQL_TOKEN_AUTH[] =
+  "SELECT id, tenant_id, role FROM api_tokens WHERE hash = ?1";
+
+static mdm_rc sq_token_auth(struct mdm_store *s, const char *hash,
+                            struct mdm_token_info *out)
+{
+  struct sq_store *q = (struct sq_store *)s;
+  int slot;
+  struct sq_conn *c = sq_reader_get(q, &slot);
+  sqlite3_stmt *st = sq_stmt(c, SQL_TOKEN_AUTH);
+  mdm_rc rc = MDM_ERR_AUTH;
+  int r;
+  if(!st) {
+    rc = MDM_ERR_STORE;
+    goto out;
+  }
+  bind_text(st, 1, hash);
+  r = sqlite3_step(st);
+  if(r == SQLITE_ROW) {
+    mdm_strlcpy(out->id, col_text(st, 0), sizeof(out->id));
+    mdm_strlcpy(out->tenant_id, col_text(st, 1), sizeof(out->tenant_id));
+    mdm_strlcpy(out->role, col_text(st, 2), sizeof(out->role));
+    rc = MDM_OK;
+  }
+  else if(r != SQLITE_DONE)
+    rc = MDM_ERR_STORE;
+out:
+  sq_done(st);
+  sq_reader_put(q, slot);
+  return rc;
+}
+
+static const char SQL_TOKEN_LIST[] =
+  "SELECT id, name, role, created_at, created_by FROM api_tokens"
+  " WHERE tenant_id = ?1 ORDER BY created_at, id";
+
+static mdm_rc sq_token_list(struct mdm_store *s, const char *tenant,
+                            json_t **out)
+{
+  struct sq_store *q = (struct sq_store *)s;
+  int slot;
+  struct sq_conn *c = sq_reader_get(q, &slot);
+  sqlite3_stmt *st = sq_stmt(c, SQL_TOKEN_LIST);
+  json_t *arr = json_array();
+  mdm_rc rc = MDM_OK;
+  if(!st || !arr) {
+    rc = st ? MDM_ERR_NOMEM : MDM_ERR_STORE;
+    goto out;
+  }
+  bind_text(st, 1, tenant);
+  while(sqlite3_step(st) == SQLITE_ROW)
+    json_array_append_new(
+      arr, json_pack("{s:s, s:s, s:s, s:o, s:s}", "id", col_text(st, 0),
+                     "name", col_text(st, 1), "role", col_text(st, 2),
+                     "created_at", json_time_or_null(st, 3), "created_by",
+                     col_text(st, 4)));
+out:
+  sq_done(st);
+  sq_reader_put(q, slot);
+  if(rc) {
+    json_decref(arr);
+    return rc;
+  }
+  *out = arr;
+  return MDM_OK;
+}
+
+struct delete_args {
+  const char *tenant, *id;
+  const struct mdm_audit_in *a;
+};
+
+static const char SQL_TOKEN_DELETE[] =
+  "DELETE FROM api_tokens WHERE tenant_id = ?1 AND id = ?2";
+
+static mdm_rc job_token_delete(struct sq_conn *c, struct sq_job *j)
+{
+  struct delete_args *x = j->arg;
+  sqlite3_stmt *st = sq_stmt(c, SQL_TOKEN_DELETE);
+  mdm_rc rc;
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, x->id);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(rc)
+    return rc;
+  if(sqlite3_changes(c->db) != 1)
+    return MDM_ERR_NOTFOUND;
+  return sq_audit(c, x->tenant, x->a);
+}
+
+static mdm_rc sq_token_delete(struct mdm_store *s, const char *tenant,
+                              const char *id, const struct mdm_audit_in *a)
+{
+  struct delete_args x = {tenant, id, a};
+  return sq_submit((struct sq_store *)s, job_token_delete, &x);
+}
+
+/* ---- enrollment tokens ------------------------------------------------ */
+
+struct etoken_create_args {
+  const char *tenant, *id, *created_by;
+  int64_t expires_at, max_uses, now;
+  const char *labels;
+  const struct mdm_audit_in *a;
+};
+
+static const char SQL_ETOKEN_INSERT[] =
+  "INSERT INTO enrollment_tokens(tenant_id, id, expires_at, max_uses, labels,"
+  " created_at, created_by) VALUES (?1,?2,?3,?4,?5,?6,?7)";
+
+static mdm_rc job_etoken_create(struct sq_conn *c, struct sq_job *j)
+{
+  struct etoken_create_args *x = j->arg;
+  sqlite3_stmt *st = sq_stmt(c, SQL_ETOKEN_INSERT);
+  mdm_rc rc;
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, x->id);
+  sqlite3_bind_int64(st, 3, x->expires_at);
+  sqlite3_bind_int64(st, 4, x->max_uses);
+  bind_text(st, 5, x->labels);
+  sqlite3_bind_int64(st, 6, x->now);
+  bind_text(st, 7, x->created_by);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(rc)
+    return rc;
+  return sq_audit(c, x->tenant, x->a);
+}
+
+static mdm_rc sq_etoken_create(struct mdm_store *s, const char *tenant,
+                               const char *id, int64_t expires_at,
+                               int64_t max_uses, json_t *labels,
+                               const char *created_by,
+                               const struct mdm_audit_in *a, json_t **out)
+{
+  struct etoken_create_args x;
+  char *ltext = json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS);
+  char ts[32];
+  mdm_rc rc;
+  if(!ltext)
+    return MDM_ERR_NOMEM;
+  x.tenant = tenant;
+  x.id = id;
+  x.created_by = created_by;
+  x.expires_at = expires_at;
+  x.max_uses = max_uses;
+  x.now = mdm_now_ms() / 1000;
+  x.labels = ltext;
+  x.a = a;
+  rc = sq_submit((struct sq_store *)s, job_etoken_create, &x);
+  free(ltext);
+  if(rc || !out)
+    return rc;
+  mdm_time_format(expires_at, ts, sizeof(ts));
+  *out = json_pack("{s:s, s:s, s:I, s:O}", "id", id, "expires_at", ts,
+                   "max_uses", (json_int_t)max_uses, "labels", labels);
+  return *out ? MDM_OK : MDM_ERR_NOMEM;
+}
+
+static const char SQL_ETOKEN_LIST[] =
+  "SELECT id, expires_at, max_uses, uses, labels, created_at, revoked,"
+  " created_by FROM enrollment_tokens WHERE tenant_id = ?1"
+  " ORDER BY created_at, id";
+
+static mdm_rc sq_etoken_list(struct mdm_store *s, const char *tenant,
+                             json_t **out)
+{
+  struct sq_store *q = (struct sq_store *)s;
+  int slot;
+  struct sq_conn *c = sq_reader_get(q, &slot);
+  sqlite3_stmt *st = sq_stmt(c, SQL_ETOKEN_LIST);
+  json_t *arr = json_array();
+  mdm_rc rc = MDM_OK;
+  if(!st || !arr) {
+    rc = st ? MDM_ERR_NOMEM : MDM_ERR_STORE;
+    goto out;
+  }
+  bind_text(st, 1, tenant);
+  while(sqlite3_step(st) == SQLITE_ROW)
+    json_array_append_new(
+      arr, json_pack("{s:s, s:o, s:I, s:I, s:o, s:o, s:b, s:s}", "id",
+                     col_text(st, 0), "expires_at", json_time_or_null(st, 1),
+                     "max_uses", (json_int_t)sqlite3_column_int64(st, 2),
+                     "uses", (json_int_t)sqlite3_column_int64(st, 3),
+                     "labels", json_parse_col(st, 4), "created_at",
+                     json_time_or_null(st, 5), "revoked",
+                     sqlite3_column_int(st, 6), "created_by",
+                     col_text(st, 7)));
+out:
+  sq_done(st);
+  sq_reader_put(q, slot);
+  if(rc) {
+    json_decref(arr);
+    return rc;
+  }
+  *out = arr;
+  return MDM_OK;
+}
+
+static const char SQL_ETOKEN_REVOKE[] =
+  "UPDATE enrollment_tokens SET revoked = 1"
+  " WHERE tenant_id = ?1 AND id = ?2 AND revoked = 0";
+
+static mdm_rc job_etoken_revoke(struct sq_conn *c, struct sq_job *j)
+{
+  struct delete_args *x = j->arg;
+  sqlite3_stmt *st = sq_stmt(c, SQL_ETOKEN_REVOKE);
+  mdm_rc rc;
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, x->id);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(rc)
+    return rc;
+  if(sqlite3_changes(c->db) != 1)
+    return MDM_ERR_NOTFOUND;
+  return sq_audit(c, x->tenant, x->a);
+}
+
+static mdm_rc sq_etoken_revoke(struct mdm_store *s, const char *tenant,
+                               const char *id, const struct mdm_audit_in *a)
+{
+  struct delete_args x = {tenant, id, a};
+  return sq_submit((struct sq_store *)s, job_etoken_revoke, &x);
+}
+
+/* ---- devices: enroll and check-in ------------------------------------- */
+
+struct enroll_args {
+  const char *tenant;
+  const struct mdm_enroll_in *in;
+  const struct mdm_audit_in *a;
+};
+
+static const char SQL_ETOKEN_CLAIM[] =
+  "SELECT expires_at, max_uses, uses, revoked, labels FROM enrollment_tokens"
+  " WHERE tenant_id = ?1 AND id = ?2";
+static const char SQL_ETOKEN_USE[] =
+  "UPDATE enrollment_tokens SET uses = uses + 1"
+  " WHERE tenant_id = ?1 AND id = ?2 AND uses < max_uses";
+/* The facts' summary columns come from the facts themselves. */
+static const char SQL_DEVICE_INSERT[] =
+  "INSERT INTO devices(tenant_id, id, serial, platform, hostname, model,"
+  " os_name, os_version, os_build, os_kernel, labels, enrolled_at,"
+  " enrollment_token_id, token_jti, facts, facts_updated_at)"
+  " VALUES (?1, ?2, json_extract(?3,'$.serial'), json_extract(?3,'$.platform'),"
+  " json_extract(?3,'$.hostname'), json_extract(?3,'$.model'),"
+  " json_extract(?3,'$.os.name'), json_extract(?3,'$.os.version'),"
+  " json_extract(?3,'$.os.build'), json_extract(?3,'$.os.kernel'),"
+  " ?4, ?5, ?6, ?7, ?3, ?5)";
+static const char SQL_STATUS_INSERT[] =
+  "INSERT INTO device_status(tenant_id, device_id, state, compliance,"
+  " last_seen, facts_hash) VALUES (?1, ?2, 'active', 'unknown', ?3, ?4)";
+
+static mdm_rc job_enroll(struct sq_conn *c, struct sq_job *j)
+{
+  struct enroll_args *x = j->arg;
+  const struct mdm_enroll_in *in = x->in;
+  sqlite3_stmt *st = sq_stmt(c, SQL_ETOKEN_CLAIM);
+  char *labels = NULL;
+  mdm_rc rc = MDM_OK;
+  int r;
+
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, in->etoken_id);
+  r = sqlite3_step(st);
+  if(r != SQLITE_ROW)
+    rc = r == SQLITE_DONE ? MDM_ERR_NOTFOUND : MDM_ERR_STORE;
+  else if(sqlite3_column_int(st, 3))
+    rc = MDM_ERR_NOTFOUND;  /* revoked */
+  else if(sqlite3_column_int64(st, 0) <= in->now)
+    rc = MDM_ERR_EXPIRED;
+  else if(sqlite3_column_int64(st, 2) >= sqlite3_column_int64(st, 1))
+    rc = MDM_ERR_CONFLICT;  /* used up */
+  else {
+    labels = strdup(col_text(st, 4) ? col_text(st, 4) : "{}");
+    if(!labels)
+      rc = MDM_ERR_NOMEM;
+  }
+  sq_done(st);
+  if(rc)
+    return rc;
+
+  st = sq_stmt(c, SQL_ETOKEN_USE);
+  if(!st) {
+    rc = MDM_ERR_STORE;
+    goto out;
+  }
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, in->etoken_id);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(!rc && sqlite3_changes(c->db) != 1)
+    rc = MDM_ERR_CONFLICT;
+  if(rc)
+    goto out;
+
+  st = sq_stmt(c, SQL_DEVICE_INSERT);
+  if(!st) {
+    rc = MDM_ERR_STORE;
+    goto out;
+  }
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, in->device_id);
+  bind_text(st, 3, in->facts_json);
+  bind_text(st, 4, labels);
+  sqlite3_bind_int64(st, 5, in->now);
+  bind_text(st, 6, in->etoken_id);
+  bind_text(st, 7, in->token_jti);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(rc)
+    goto out;
+
+  st = sq_stmt(c, SQL_STATUS_INSERT);
+  if(!st) {
+    rc = MDM_ERR_STORE;
+    goto out;
+  }
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, in->device_id);
+  sqlite3_bind_int64(st, 3, in->now);
+  bind_text(st, 4, in->facts_hash);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(rc)
+    goto out;
+  rc = sq_audit(c, x->tenant, x->a);
+out:
+  free(labels);
+  return rc;
+}
+
+static mdm_rc sq_device_get(struct mdm_store *s, const char *tenant,
+                            const char *id, json_t **out);
+
+static mdm_rc sq_enroll(struct mdm_store *s, const char *tenant,
+                        const struct mdm_enroll_in *in,
+                        const struct mdm_audit_in *a, json_t **device)
+{
+  struct enroll_args x = {tenant, in, a};
+  mdm_rc rc = sq_submit((struct sq_store *)s, job_enroll, &x);
+  if(rc || !device)
+    return rc;
+  return sq_device_get(s, tenant, in->device_id, device);
+}
+
+struct checkin_args {
+  const char *tenant;
+  const struct mdm_checkin_in *in;
+  char compliance[16];
+};
+
+static const char SQL_CHECKIN_STATUS[] =
+  "UPDATE device_status SET last_seen = ?3"
+  " WHERE tenant_id = ?1 AND device_id = ?2 AND state = 'active'"
+  " RETURNING facts_hash, compliance";
+static const char SQL_CHECKIN_FACTS[] =
+  "UPDATE devices SET facts = ?3, facts_updated_at = ?4,"
+  " serial = json_extract(?3,'$.serial'),"
+  " platform = json_extract(?3,'$.platform'),"
+  " hostname = json_extract(?3,'$.hostname'),"
+  " model = json_extract(?3,'$.model'),"
+  " os_name = json_extract(?3,'$.os.name'),"
+  " os_version = json_extract(?3,'$.os.version'),"
+  " os_build = json_extract(?3,'$.os.build'),"
+  " os_kernel = json_extract(?3,'$.os.kernel')"
+  " WHERE tenant_id = ?1 AND id = ?2";
+static const char SQL_CHECKIN_HASH[] =
+  "UPDATE device_status SET facts_hash = ?3"
+  " WHERE tenant_id = ?1 AND device_id = ?2";
+
+static mdm_rc job_checkin(struct sq_conn *c, struct sq_job *j)
+{
+  struct checkin_args *x = j->arg;
+  const struct mdm_checkin_in *in = x->in;
+  sqlite3_stmt *st = sq_stmt(c, SQL_CHECKIN_STATUS);
+  int is_same = 0, r;
+  mdm_rc rc = MDM_OK;
+
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, in->device_id);
+  sqlite3_bind_int64(st, 3, in->now);
+  r = sqlite3_step(st);
+  if(r == SQLITE_ROW) {
+    const char *h = col_text(st, 0);
+    is_same = h && !strcmp(h, in->facts_hash);
+    mdm_strlcpy(x->compliance, col_text(st, 1) ? col_text(st, 1) : "unknown",
+                sizeof(x->compliance));
+    r = sqlite3_step(st);  /* run to completion */
+  }
+  else
+    rc = r == SQLITE_DONE ? MDM_ERR_AUTH : MDM_ERR_STORE;
+  sq_done(st);
+  if(rc || is_same)
+    return rc;
+
+  st = sq_stmt(c, SQL_CHECKIN_FACTS);
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, in->device_id);
+  bind_text(st, 3, in->facts_json);
+  sqlite3_bind_int64(st, 4, in->now);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(rc)
+    return rc;
+  st = sq_stmt(c, SQL_CHECKIN_HASH);
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, in->device_id);
+  bind_text(st, 3, in->facts_hash);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  return rc;
+}
+
+static mdm_rc sq_checkin(struct mdm_store *s, const char *tenant,
+                         const struct mdm_checkin_in *in, json_t **state)
+{
+  struct checkin_args x;
+  mdm_rc rc;
+  memset(&x, 0, sizeof(x));
+  x.tenant = tenant;
+  x.in = in;
+  rc = sq_submit((struct sq_store *)s, job_checkin, &x);
+  if(rc || !state)
+    return rc;
+  *state = json_pack("{s:s}", "compliance", x.compliance);
+  return *state ? MDM_OK : MDM_ERR_NOMEM;
+}
+
+static const char SQL_DEVICE_ACTIVE[] =
+  "SELECT 1 FROM device_status WHERE tenant_id = ?1 AND device_id = ?2"
+  " AND state = 'active'";
+
+static mdm_rc sq_device_active(struct mdm_store *s, const char *tenant,
+                               const char *device_id)
+{
+  struct sq_store *q = (struct sq_store *)s;
+  int slot, r;
+  struct sq_conn *c = sq_reader_get(q, &slot);
+  sqlite3_stmt *st = sq_stmt(c, SQL_DEVICE_ACTIVE);
+  mdm_rc rc = MDM_ERR_STORE;
+  if(st) {
+    bind_text(st, 1, tenant);
+    bind_text(st, 2, device_id);
+    r = sqlite3_step(st);
+    rc = r == SQLITE_ROW ? MDM_OK : r == SQLITE_DONE ? MDM_ERR_AUTH
+                                                     : MDM_ERR_STORE;
+  }
+  sq_done(st);
+  sq_reader_put(q, slot);
+  return rc;
+}
+
+/* ---- devices: reads --------------------------------------------------- */
+
+#define DEVICE_COLS                                                         \
+  "d.id, d.serial, d.platform, d.hostname, d.model, d.os_name,"             \
+  " d.os_version, d.os_build, d.os_kernel, d.labels, d.upn, d.enrolled_at," \
+  " s.last_seen, s.state, s.compliance, d.facts, d.telemetry_dropped"
+#define DEVICE_FROM                                   \
+  " FROM devices d JOIN device_status s"              \
+  " ON s.tenant_id = d.tenant_id AND s.device_id = d.id"
+
+static json_t *device_row(sqlite3_stmt *st)
+{
+  json_t *os = json_pack("{s:o, s:o, s:o, s:o}",
+                         "name", json_text_or_null(col_text(st, 5)),
+                         "version", json_text_or_null(col_text(st, 6)),
+                         "build", json_text_or_null(col_text(st, 7)),
+                         "kernel", json_text_or_null(col_text(st, 8)));
+  return json_pack(
+    "{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
+    " s:I}",
+    "id", col_text(st, 0), "serial", json_text_or_null(col_text(st, 1)),
+    "platform", json_text_or_null(col_text(st, 2)), "hostname",
+    json_text_or_null(col_text(st, 3)), "model",
+    json_text_or_null(col_text(st, 4)), "os", os ? os : json_null(),
+    "labels", json_parse_col(st, 9), "user_principal_name",
+    json_text_or_null(col_text(st, 10)), "enrolled_at",
+    json_time_or_null(st, 11), "last_seen", json_time_or_null(st, 12),
+    "state", json_text_or_null(col_text(st, 13)), "compliance",
+    json_text_or_null(col_text(st, 14)), "facts", json_parse_col(st, 15),
+    "telemetry_dropped", (json_int_t)sqlite3_column_int64(st, 16));
+}
+
+static const char SQL_DEVICE_GET[] =
+  "SELECT " DEVICE_COLS DEVICE_FROM " WHERE d.tenant_id = ?1 AND d.id = ?2";
+
+static mdm_rc device_get_on(struct sq_conn *c, const char *tenant,
+                            const char *id, json_t **out)
+{
+  sqlite3_stmt *st = sq_stmt(c, SQL_DEVICE_GET);
+  mdm_rc rc = MDM_ERR_NOTFOUND;
+  int r;
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, tenant);
+  bind_text(st, 2, id);
+  r = sqlite3_step(st);
+  if(r == SQLITE_ROW) {
+    *out = device_row(st);
+    rc = *out ? MDM_OK : MDM_ERR_NOMEM;
+  }
+  else if(r != SQLITE_DONE)
+    rc = MDM_ERR_STORE;
+  sq_done(st);
+  return rc;
+}
+
+static mdm_rc sq_device_get(struct mdm_store *s, const char *tenant,
+                            const char *id, json_t **out)
+{
+  struct sq_store *q = (struct sq_store *)s;
+  int slot;
+  struct sq_conn *c = sq_reader_get(q, &slot);
+  mdm_rc rc = device_get_on(c, tenant, id, out);
+  sq_reader_put(q, slot);
+  return rc;
+}
+
+static mdm_rc sq_device_list(struct mdm_store *s, const char *tenant,
+                             const struct mdm_device_filter *f,
+                             json_t **items, char **next_cursor)
+{
+  struct sq_store *q = (struct sq_store *)s;
+  struct mdm_buf sql;
+  sqlite3_stmt *st = NULL;
+  json_t *arr = json_array();
+  int slot, i, n = 0, idx = 2, r;
+  struct sq_conn *c;
+  mdm_rc rc = MDM_OK;
+
+  *next_cursor = NULL;
+  if(!arr)
+    return MDM_ERR_NOMEM;
+  /* The text is made of fixed fragments only; every value is bound. */
+  mdm_buf_init(&sql, 4096);
+  rc = mdm_buf_puts(&sql, "SELECT " DEVICE_COLS DEVICE_FROM
+                          " WHERE d.tenant_id = ?1");
+  if(!rc && f->platform)
+    rc = mdm_buf_printf(&sql, " AND d.platform = ?%d", idx++);
+  if(!rc && f->compliance)
+    rc = mdm_buf_printf(&sql, " AND s.compliance = ?%d", idx++);
+  if(!rc && f->state)
+    rc = mdm_buf_printf(&sql, " AND s.state = ?%d", idx++);
+  for(i = 0; !rc && i < f->n_labels; i++) {
+    rc = mdm_buf_printf(&sql, " AND json_extract(d.labels, ?%d) = ?%d", idx,
+                        idx + 1);
+    idx += 2;
+  }
+  if(!rc && f->after_id)
+    rc = mdm_buf_printf(&sql, " AND d.id > ?%d", idx++);
+  if(!rc)
+    rc = mdm_buf_printf(&sql, " ORDER BY d.id LIMIT %d", f->limit + 1);
+  if(rc) {
+    mdm_buf_release(&sql);
+    json_decref(arr);
+    return rc;
+  }
+
+  c = sq_reader_get(q, &slot);
+  if(sqlite3_prepare_v2(c->db, sql.data, -1, &st, NULL) != SQLITE_OK) {
+    mdm_error("sqlite: prepare: %s", sqlite3_errmsg(c->db));
+    rc = MDM_ERR_STORE;
+    goto out;
+  }
+  idx = 1;
+  bind_text(st, idx++, tenant);
+  if(f->platform)
+    bind_text(st, idx++, f->platform);
+  if(f->compliance)
+    bind_text(st, idx++, f->compliance);
+  if(f->state)
+    bind_text(st, idx++, f->state);
+  for(i = 0; i < f->n_labels; i++) {
+    struct mdm_buf path;
+    json_t *key = json_string(f->label_key[i]);
+    char *kq = key ? json_dumps(key, JSON_ENCODE_ANY) : NULL;
+    json_decref(key);
+    mdm_buf_init(&path, 1024);
+    if(!kq || mdm_buf_printf(&path, "$.%s", kq)) {
+      free(kq);
+      mdm_buf_release(&path);
+      rc = MDM_ERR_INVAL;
+      goto out;
+    }
+    free(kq);
+    bind_text(st, idx++, path.data);
+    bind_text(st, idx++, f->label_val[i]);
+    mdm_buf_release(&path);
+  }
+  if(f->after_id)
+    bind_text(st, idx++, f->after_id);
+  while((r = sqlite3_step(st)) == SQLITE_ROW) {
+    if(n == f->limit) {
+      /* One more row exists: the cursor is the last id returned. */
+      json_t *last = json_array_get(arr, (size_t)n - 1);
+      const char *lid = json_string_value(json_object_get(last, "id"));
+      *next_cursor = lid ? strdup(lid) : NULL;
+      break;
+    }
+    json_array_append_new(arr, device_row(st));
+    n++;
+  }
+  if(r != SQLITE_ROW && r != SQLITE_DONE)
+    rc = MDM_ERR_STORE;
+out:
+  sqlite3_finalize(st);
+  sq_reader_put(q, slot);
+  mdm_buf_release(&sql);
+  if(rc) {
+    json_decref(arr);
+    free(*next_cursor);
+    *next_cursor = NULL;
+    return rc;
+  }
+  *items = arr;
+  return MDM_OK;
+}
+
+/* ---- devices: patch --------------------------------------------------- */
+
+struct patch_args {
+  const char *tenant, *id;
+  json_t *labels_patch, *upn;
+  const struct mdm_audit_in *a;
+  json_t *out;
+};
+
+static const char SQL_DEVICE_LABELS[] =
+  "SELECT labels, upn FROM devices WHERE tenant_id = ?1 AND id = ?2";
+static const char SQL_DEVICE_PATCH[] =
+  "UPDATE devices SET labels = ?3, upn = ?4 WHERE tenant_id = ?1 AND id = ?2";
+
+static mdm_rc job_device_patch(struct sq_conn *c, struct sq_job *j)
+{
+  struct patch_args *x = j->arg;
+  sqlite3_stmt *st = sq_stmt(c, SQL_DEVICE_LABELS);
+  json_t *labels = NULL;
+  char *upn = NULL, *ltext = NULL;
+  const char *key;
+  json_t *val;
+  mdm_rc rc = MDM_OK;
+  int r;
+
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, x->id);
+  r = sqlite3_step(st);
+  if(r == SQLITE_ROW) {
+    labels = json_loads(col_text(st, 0) ? col_text(st, 0) : "{}", 0, NULL);
+    if(col_text(st, 1))
+      upn = strdup(col_text(st, 1));
+    if(!json_is_object(labels)) {
+      json_decref(labels);
+      labels = json_object();
+    }
+  }
+  else
+    rc = r == SQLITE_DONE ? MDM_ERR_NOTFOUND : MDM_ERR_STORE;
+  sq_done(st);
+  if(rc)
+    goto out;
+
+  if(x->labels_patch) {
+    json_object_foreach(x->labels_patch, key, val) {
+      if(json_is_null(val))
+        json_object_del(labels, key);
+      else
+        json_object_set(labels, key, val);
+    }
+  }
+  if(x->upn) {
+    free(upn);
+    upn = json_is_string(x->upn) ? strdup(json_string_value(x->upn)) : NULL;
+  }
+  ltext = json_dumps(labels, JSON_COMPACT | JSON_SORT_KEYS);
+  if(!ltext) {
+    rc = MDM_ERR_NOMEM;
+    goto out;
+  }
+  st = sq_stmt(c, SQL_DEVICE_PATCH);
+  if(!st) {
+    rc = MDM_ERR_STORE;
+    goto out;
+  }
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, x->id);
+  bind_text(st, 3, ltext);
+  bind_text(st, 4, upn);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(rc)
+    goto out;
+  rc = sq_audit(c, x->tenant, x->a);
+  if(rc)
+    goto out;
+  rc = device_get_on(c, x->tenant, x->id, &x->out);
+out:
+  json_decref(labels);
+  free(upn);
+  free(ltext);
+  return rc;
+}
+
+static mdm_rc sq_device_patch(struct mdm_store *s, const char *tenant,
+                              const char *id, json_t *labels_patch,
+                              json_t *upn, const struct mdm_audit_in *a,
+                              json_t **out)
+{
+  struct patch_args x = {tenant, id, labels_patch, upn, a, NULL};
+  mdm_rc rc = sq_submit((struct sq_store *)s, job_device_patch, &x);
+  if(rc) {
+    json_decref(x.out);
+    return rc;
+  }
+  if(out)
+    *out = x.out;
+  else
+    json_decref(x.out);
+  return MDM_OK;
+}
+
+/* ---- telemetry -------------------------------------------------------- */
+
+struct telemetry_args {
+  const char *tenant, *device_id;
+  json_t *events;
+  int64_t dropped, now;
+  int64_t accepted, duplicates, last_seq;
+};
+
+static const char SQL_TELEMETRY_INSERT[] =
+  "INSERT OR IGNORE INTO telemetry(tenant_id, device_id, seq, at, type, data,"
+  " received_at) VALUES (?1,?2,?3,?4,?5,?6,?7)";
+static const char SQL_TELEMETRY_DROPPED[] =
+  "UPDATE devices SET telemetry_dropped = telemetry_dropped + ?3"
+  " WHERE tenant_id = ?1 AND id = ?2";
+static const char SQL_TELEMETRY_LAST[] =
+  "SELECT max(seq) FROM telemetry WHERE tenant_id = ?1 AND device_id = ?2";
+
+static mdm_rc job_telemetry(struct sq_conn *c, struct sq_job *j)
+{
+  struct telemetry_args *x = j->arg;
+  sqlite3_stmt *st = sq_stmt(c, SQL_DEVICE_ACTIVE);
+  size_t i;
+  json_t *ev;
+  mdm_rc rc = MDM_OK;
+  int r;
+
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, x->device_id);
+  r = sqlite3_step(st);
+  sq_done(st);
+  if(r != SQLITE_ROW)
+    return r == SQLITE_DONE ? MDM_ERR_AUTH : MDM_ERR_STORE;
+
+  st = sq_stmt(c, SQL_TELEMETRY_INSERT);
+  if(!st)
+    return MDM_ERR_STORE;
+  json_array_foreach(x->events, i, ev) {
+    json_t *data = json_object_get(ev, "data");
+    char *dtext = data ? json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS |
+                                            JSON_ENCODE_ANY)
+                       : NULL;
+    bind_text(st, 1, x->tenant);
+    bind_text(st, 2, x->device_id);
+    sqlite3_bind_int64(st, 3, json_integer_value(json_object_get(ev, "seq")));
+    bind_text(st, 4, json_string_value(json_object_get(ev, "at")));
+    bind_text(st, 5, json_string_value(json_object_get(ev, "type")));
+    bind_text(st, 6, dtext);
+    sqlite3_bind_int64(st, 7, x->now);
+    rc = sq_step_done(c, st);
+    free(dtext);
+    if(!rc) {
+      if(sqlite3_changes(c->db) == 1)
+        x->accepted++;
+      else
+        x->duplicates++;
+    }
+    sq_done(st);
+    if(rc)
+      return rc;
+  }
+  if(x->dropped > 0) {
+    st = sq_stmt(c, SQL_TELEMETRY_DROPPED);
+    if(!st)
+      return MDM_ERR_STORE;
+    bind_text(st, 1, x->tenant);
+    bind_text(st, 2, x->device_id);
+    sqlite3_bind_int64(st, 3, x->dropped);
+    rc = sq_step_done(c, st);
+    sq_done(st);
+    if(rc)
+      return rc;
+  }
+  st = sq_stmt(c, SQL_TELEMETRY_LAST);
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, x->device_id);
+  if(sqlite3_step(st) == SQLITE_ROW)
+    x->last_seq = sqlite3_column_int64(st, 0);
+  sq_done(st);
+  return MDM_OK;
+}
+
+static mdm_rc sq_telemetry_put(struct mdm_store *s, const char *tenant,
+                               const char *device_id, json_t *events,
+                               int64_t dropped, int64_t now, json_t **result)
+{
+  struct telemetry_args x;
+  mdm_rc rc;
+  memset(&x, 0, sizeof(x));
+  x.tenant = tenant;
+  x.device_id = device_id;
+  x.events = events;
+  x.dropped = dropped;
+  x.now = now;
+  rc = sq_submit((struct sq_store *)s, job_telemetry, &x);
+  if(rc)
+    return rc;
+  *result = json_pack("{s:I, s:I, s:I}", "accepted", (json_int_t)x.accepted,
+                      "duplicates", (json_int_t)x.duplicates, "last_seq",
+                      (json_int_t)x.last_seq);
+  return *result ? MDM_OK : MDM_ERR_NOMEM;
+}
+
+/* ---- audit reads ------------------------------------------------------ */
+
+static const char SQL_AUDIT_LIST[] =
+  "SELECT seq, at, actor, action, target, detail, prev_hash, hash FROM audit"
+  " WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
+
+static mdm_rc sq_audit_list(struct mdm_store *s, const char *tenant,
+                            int64_t after_seq, int limit, json_t **items,
+                            int64_t *next)
+{
+  struct sq_store *q = (struct sq_store *)s;
+  int slot, n = 0, r;
+  struct sq_conn *c = sq_reader_get(q, &slot);
+  sqlite3_stmt *st = sq_stmt(c, SQL_AUDIT_LIST);
+  json_t *arr = json_array();
+  mdm_rc rc = MDM_OK;
+
+  *next = 0;
+  if(!st || !arr) {
+    rc = st ? MDM_ERR_NOMEM : MDM_ERR_STORE;
+    goto out;
+  }
+  bind_text(st, 1, tenant);
+  sqlite3_bind_int64(st, 2, after_seq);
+  sqlite3_bind_int(st, 3, limit + 1);
+  while((r = sqlite3_step(st)) == SQLITE_ROW) {
+    if(n == limit) {
+      *next = sqlite3_column_int64(st, 0) - 1;
+      break;
+    }
+    json_array_append_new(
+      arr, json_pack("{s:I, s:s, s:s, s:s, s:o, s:o, s:s, s:s}", "seq",
+                     (json_int_t)sqlite3_column_int64(st, 0), "at",
+                     col_text(st, 1), "actor", col_text(st, 2), "action",
+                     col_text(st, 3), "target",
+                     json_text_or_null(col_text(st, 4)), "detail",
+                     json_parse_col(st, 5), "prev_hash", col_text(st, 6),
+                     "hash", col_text(st, 7)));
+    n++;
+  }
+  if(r != SQLITE_ROW && r != SQLITE_DONE)
+    rc = MDM_ERR_STORE;
+out:
+  sq_done(st);
+  sq_reader_put(q, slot);
+  if(rc) {
+    json_decref(arr);
+    return rc;
+  }
+  *items = arr;
+  return MDM_OK;
+}
+
+static const char SQL_AUDIT_ALL[] =
+  "SELECT seq, at, actor, action, target, detail, prev_hash, hash FROM audit"
+  " WHERE tenant_id = ?1 ORDER BY seq";
+
+static mdm_rc sq_audit_verify(struct mdm_store *s, const char *tenant,
+                              struct mdm_audit_verify *out)
+{
+  struct sq_store *q = (struct sq_store *)s;
+  int slot, r;
+  struct sq_conn *c = sq_reader_get(q, &slot);
+  sqlite3_stmt *st = sq_stmt(c, SQL_AUDIT_ALL);
+  char prev[65] = "", hash[65];
+  int64_t expect = 1;
+  mdm_rc rc = MDM_OK;
+
+  out->ok = 1;
+  out->records = 0;
+  out->first_bad = 0;
+  if(!st) {
+    rc = MDM_ERR_STORE;
+    goto out;
+  }
+  bind_text(st, 1, tenant);
+  while((r = sqlite3_step(st)) == SQLITE_ROW) {
+    int64_t seq = sqlite3_column_int64(st, 0);
+    const char *ph = col_text(st, 6), *h = col_text(st, 7);
+    out->records++;
+    if(out->ok) {
+      rc = mdm_audit_hash(prev, seq, col_text(st, 1), col_text(st, 2),
+                          col_text(st, 3), col_text(st, 4), col_text(st, 5),
+                          hash);
+      if(rc)
+        goto out;
+      if(seq != expect || !ph || strcmp(ph, prev) || !h || strcmp(h, hash)) {
+        out->ok = 0;
+        out->first_bad = seq;
+      }
+      mdm_strlcpy(prev, h ? h : "", sizeof(prev));
+      expect = seq + 1;
+    }
+  }
+  if(r != SQLITE_DONE)
+    rc = MDM_ERR_STORE;
+out:
+  sq_done(st);
+  sq_reader_put(q, slot);
+  return rc;
+}
+
+/* ---- open, migrate, close --------------------------------------------- */
+
+static mdm_rc sq_ping(struct mdm_store *s)
+{
+  struct sq_store *q = (struct sq_store *)s;
+  int slot;
+  struct sq_conn *c = sq_reader_get(q, &slot);
+  mdm_rc rc = sq_exec(c->db, "SELECT count(*) FROM tenants");
+  sq_reader_put(q, slot);
+  return rc;
+}
+
+static mdm_rc sq_migrate(sqlite3 *db)
+{
+  sqlite3_stmt *st = NULL;
+  int version = 0, i;
+  mdm_rc rc;
+
+  rc = sq_exec(db, "CREATE TABLE IF NOT EXISTS schema_version ("
+                   " version INTEGER NOT NULL, name TEXT NOT NULL,"
+                   " applied_at INTEGER NOT NULL)");
+  if(rc)
+    return rc;
+  if(sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1,
+                        &st, NULL) != SQLITE_OK)
+    return MDM_ERR_STORE;
+  if(sqlite3_step(st) == SQLITE_ROW)
+    version = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  if(version > mdm_sqlite_migrations[mdm_sqlite_n_migrations - 1].version) {
+    mdm_error("store: database schema version %d is newer than this mdmd "
+              "knows (%d)", version,
+              mdm_sqlite_migrations[mdm_sqlite_n_migrations - 1].version);
+    return MDM_ERR_STORE;
+  }
+  for(i = 0; i < mdm_sqlite_n_migrations; i++) {
+    const struct mdm_migration *m = &mdm_sqlite_migrations[i];
+    if(m->version <= version)
+      continue;
+    rc = sq_exec(db, "BEGIN IMMEDIATE");
+    if(!rc)
+      rc = sq_exec(db, m->sql);
+    if(!rc) {
+      if(sqlite3_prepare_v2(db, "INSERT INTO schema_version VALUES (?1,?2,?3)",
+                            -1, &st, NULL) != SQLITE_OK)
+        rc = MDM_ERR_STORE;
+      else {
+        sqlite3_bind_int(st, 1, m->version);
+        sqlite3_bind_text(st, 2, m->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, mdm_now_ms() / 1000);
+        if(sqlite3_step(st) != SQLITE_DONE)
+          rc = MDM_ERR_STORE;
+        sqlite3_finalize(st);
+      }
+    }
+    if(!rc)
+      rc = sq_exec(db, "COMMIT");
+    if(rc) {
+      sq_exec(db, "ROLLBACK");
+      mdm_error("store: migration %d (%s) failed", m->version, m->name);
+      return rc;
+    }
+    mdm_info("store: applied migration %d (%s)", m->version, m->name);
+  }
+  return MDM_OK;
+}
+
+static void sq_close(struct mdm_store *s)
+{
+  struct sq_store *q = (struct sq_store *)s;
+  int i;
+  if(q->has_thread) {
+    pthread_mutex_lock(&q->qlock);
+    q->is_stopping = 1;
+    pthread_cond_signal(&q->qcond);
+    pthread_mutex_unlock(&q->qlock);
+    pthread_join(q->thread, NULL);
+  }
+  for(i = 0; i < SQ_READERS; i++)
+    if(q->readers[i].db)
+      sq_conn_close(&q->readers[i]);
+  if(q->writer.db)
+    sq_conn_close(&q->writer);
+  pthread_mutex_destroy(&q->qlock);
+  pthread_cond_destroy(&q->qcond);
+  pthread_cond_destroy(&q->dcond);
+  pthread_mutex_destroy(&q->rlock);
+  pthread_cond_destroy(&q->rcond);
+  free(q->path);
+  free(q);
+}
+
+static const struct mdm_store_ops sqlite_ops = {
+  .name = "sqlite",
+  .ping = sq_ping,
+  .close = sq_close,
+  .tenant_create = sq_tenant_create,
+  .tenant_get = sq_tenant_get,
+  .tenant_list = sq_tenant_list,
+  .token_create = sq_token_create,
+  .token_auth = sq_token_auth,
+  .token_list = sq_token_list,
+  .token_delete = sq_token_delete,
+  .etoken_create = sq_etoken_create,
+  .etoken_list = sq_etoken_list,
+  .etoken_revoke = sq_etoken_revoke,
+  .enroll = sq_enroll,
+  .checkin = sq_checkin,
+  .device_active = sq_device_active,
+  .device_get = sq_device_get,
+  .device_list = sq_device_list,
+  .device_patch = sq_device_patch,
+  .telemetry_put = sq_telemetry_put,
+  .audit_list = sq_audit_list,
+  .audit_verify = sq_audit_verify,
+};
+
+mdm_rc mdm_store_sqlite_open(const char *path, struct mdm_store **out)
+{
+  struct sq_store *q = calloc(1, sizeof(*q));
+  mdm_rc rc;
+  int i, fd;
+
+  if(!q)
+    return MDM_ERR_NOMEM;
+  q->base.ops = &sqlite_ops;
+  pthread_mutex_init(&q->qlock, NULL);
+  pthread_cond_init(&q->qcond, NULL);
+  pthread_cond_init(&q->dcond, NULL);
+  pthread_mutex_init(&q->rlock, NULL);
+  pthread_cond_init(&q->rcond, NULL);
+  q->path = strdup(path);
+  if(!q->path) {
+    rc = MDM_ERR_NOMEM;
+    goto fail;
+  }
+  /* The database holds the tenants' private keys: owner-only. */
+  fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if(fd < 0) {
+    mdm_error("store: cannot open '%s'", path);
+    rc = MDM_ERR_STORE;
+    goto fail;
+  }
+  fchmod(fd, 0600);
+  close(fd);
+  rc = sq_conn_open(&q->writer, path, 1);
+  if(rc)
+    goto fail;
+  rc = sq_migrate(q->writer.db);
+  if(rc)
+    goto fail;
+  for(i = 0; i < SQ_READERS; i++) {
+    rc = sq_conn_open(&q->readers[i], path, 0);
+    if(rc)
+      goto fail;
+  }
+  if(pthread_create(&q->thread, NULL, sq_writer_main, q) != 0) {
+    rc = MDM_ERR_INTERNAL;
+    goto fail;
+  }
+  q->has_thread = 1;
+  *out = &q->base;
+  return MDM_OK;
+fail:
+  sq_close(&q->base);
+  return rc;
+}
