@@ -71,11 +71,10 @@ static int path_match(const char *pattern, const char *path, struct mdm_req *r)
       const char *pe = strchr(p, '}');
       const char *se = strchr(s, '/');
       size_t len = se ? (size_t)(se - s) : strlen(s);
-      if(!pe || len == 0 || n >= MDM_MAX_PARAMS)
+      if(!pe || len == 0 || n >= MDM_MAX_PARAMS ||
+         len >= sizeof(((struct mdm_req *)0)->params[0]))
         return 0;
       if(r) {
-        if(len >= sizeof(r->params[0]))
-          return 0;
         memcpy(r->params[n], s, len);
         r->params[n][len] = '\0';
       }

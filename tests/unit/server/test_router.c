@@ -1,0 +1,145 @@
+/*
+ * test_router.c: the route table's access rules and path matching
+ * (src/server/router.c).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <string.h>
+#include <cmocka.h>
+#include "server/router.h"
+
+/* Every route declares who may call it: 0 is "undeclared" and a bug. */
+static void test_every_route_declares_auth(void **state)
+{
+  int i;
+  (void)state;
+  assert_true(mdm_n_routes > 10);
+  for(i = 0; i < mdm_n_routes; i++) {
+    if(mdm_routes[i].auth == MDM_AUTH_UNDECLARED)
+      fail_msg("route %s %s declares no access rule", mdm_routes[i].method,
+               mdm_routes[i].pattern);
+    assert_non_null(mdm_routes[i].handler);
+  }
+}
+
+/* Only these are open without credentials. */
+static void test_public_routes_are_few(void **state)
+{
+  static const char *const allowed[] = {"GET /healthz", "GET /readyz",
+                                        "POST /v1/enroll", NULL};
+  int i;
+  (void)state;
+  for(i = 0; i < mdm_n_routes; i++) {
+    char key[128];
+    const char *const *a;
+    int ok = 0;
+    if(!(mdm_routes[i].auth & MDM_AUTH_PUBLIC))
+      continue;
+    snprintf(key, sizeof(key), "%s %s", mdm_routes[i].method,
+             mdm_routes[i].pattern);
+    for(a = allowed; *a; a++)
+      if(!strcmp(*a, key))
+        ok = 1;
+    if(!ok)
+      fail_msg("route %s is public but not in the allow-list", key);
+    /* A public route has no other bits: "public" is not a role. */
+    assert_int_equal(mdm_routes[i].auth, MDM_AUTH_PUBLIC);
+  }
+}
+
+/* Device routes are for devices only; admin routes never admit devices. */
+static void test_device_and_admin_routes_disjoint(void **state)
+{
+  int i;
+  (void)state;
+  for(i = 0; i < mdm_n_routes; i++) {
+    const struct mdm_route *rt = &mdm_routes[i];
+    if(!strncmp(rt->pattern, "/v1/agent/", 10))
+      assert_int_equal(rt->auth, MDM_AUTH_DEVICE);
+    else if(rt->auth & MDM_AUTH_DEVICE)
+      fail_msg("non-agent route %s admits devices", rt->pattern);
+    if(!strcmp(rt->pattern, "/v1/tokens") ||
+       !strcmp(rt->pattern, "/v1/tokens/{id}"))
+      assert_int_equal(rt->auth, MDM_ROLE_OWNER);
+    /* Auditors never write. */
+    if(strcmp(rt->method, "GET"))
+      assert_false(rt->auth & MDM_ROLE_AUDITOR);
+  }
+}
+
+static void test_match(void **state)
+{
+  struct mdm_req r;
+  const struct mdm_route *rt = NULL;
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(mdm_route_match("GET", "/v1/devices", &r, &rt), MDM_OK);
+  assert_string_equal(rt->pattern, "/v1/devices");
+  assert_int_equal(r.n_params, 0);
+
+  assert_int_equal(mdm_route_match("GET", "/v1/devices/abc-1", &r, &rt),
+                   MDM_OK);
+  assert_string_equal(rt->pattern, "/v1/devices/{id}");
+  assert_int_equal(r.n_params, 1);
+  assert_string_equal(r.params[0], "abc-1");
+
+  assert_int_equal(mdm_route_match("PATCH", "/v1/devices/x", &r, &rt),
+                   MDM_OK);
+  assert_string_equal(rt->method, "PATCH");
+
+  assert_int_equal(mdm_route_match("PUT", "/v1/devices/x", &r, &rt),
+                   MDM_ERR_METHOD);
+  assert_int_equal(mdm_route_match("GET", "/v1/devices/x/y", &r, &rt),
+                   MDM_ERR_NOTFOUND);
+  assert_int_equal(mdm_route_match("GET", "/v1/devices/", &r, &rt),
+                   MDM_ERR_NOTFOUND);
+  assert_int_equal(mdm_route_match("GET", "/v1/device", &r, &rt),
+                   MDM_ERR_NOTFOUND);
+  assert_int_equal(mdm_route_match("GET", "/", &r, &rt), MDM_ERR_NOTFOUND);
+  assert_int_equal(mdm_route_match("GET", "", &r, &rt), MDM_ERR_NOTFOUND);
+  assert_int_equal(mdm_route_match("GET", "/v1/audit/verify", &r, &rt),
+                   MDM_OK);
+  assert_string_equal(rt->pattern, "/v1/audit/verify");
+}
+
+static void test_param_too_long(void **state)
+{
+  struct mdm_req r;
+  const struct mdm_route *rt = NULL;
+  char path[400];
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  memset(path, 'a', sizeof(path) - 1);
+  path[sizeof(path) - 1] = '\0';
+  memcpy(path, "/v1/devices/", 12);
+  assert_int_equal(mdm_route_match("GET", path, &r, &rt), MDM_ERR_NOTFOUND);
+}
+
+static void test_roles(void **state)
+{
+  (void)state;
+  assert_int_equal(mdm_role_bit("owner"), MDM_ROLE_OWNER);
+  assert_int_equal(mdm_role_bit("admin"), MDM_ROLE_ADMIN);
+  assert_int_equal(mdm_role_bit("operator"), MDM_ROLE_OPERATOR);
+  assert_int_equal(mdm_role_bit("helpdesk"), MDM_ROLE_HELPDESK);
+  assert_int_equal(mdm_role_bit("auditor"), MDM_ROLE_AUDITOR);
+  assert_int_equal(mdm_role_bit("root"), 0);
+  assert_int_equal(mdm_role_bit("Owner"), 0);
+  assert_int_equal(mdm_role_bit(""), 0);
+  assert_int_equal(mdm_role_bit(NULL), 0);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_every_route_declares_auth),
+    cmocka_unit_test(test_public_routes_are_few),
+    cmocka_unit_test(test_device_and_admin_routes_disjoint),
+    cmocka_unit_test(test_match),
+    cmocka_unit_test(test_param_too_long),
+    cmocka_unit_test(test_roles),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
