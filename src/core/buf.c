@@ -1,6 +1,7 @@
 /*
  * buf.c: bounded growable buffer (see buf.h).
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,9 @@ void mdm_buf_init(struct mdm_buf *b, size_t max)
   b->data = NULL;
   b->len = 0;
   b->cap = 0;
-  b->max = max;
+  /* "No bound" (SIZE_MAX) is capped so that max + 1 and the doubling in
+   * buf_reserve() cannot overflow. */
+  b->max = max < SIZE_MAX / 2 ? max : SIZE_MAX / 2;
 }
 
 void mdm_buf_release(struct mdm_buf *b)

@@ -1,15 +1,18 @@
 /*
  * util.c: time, ids, encodings, hashing and file helpers (see util.h).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include <stdatomic.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include "core/util.h"
@@ -38,22 +41,64 @@ void mdm_time_format(int64_t epoch_s, char *out, size_t n)
 
 void mdm_time_format_ms(int64_t epoch_ms, char *out, size_t n)
 {
-  time_t t = (time_t)(epoch_ms / 1000);
+  /* Floor division, so that times before 1970 keep 0..999 milliseconds. */
+  int64_t secs = epoch_ms / 1000, ms = epoch_ms % 1000;
+  time_t t;
   struct tm tm;
   char base[32];
+  if(ms < 0) {
+    ms += 1000;
+    secs--;
+  }
+  t = (time_t)secs;
   gmtime_r(&t, &tm);
   strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(out, n, "%s.%03dZ", base, (int)(epoch_ms % 1000));
+  snprintf(out, n, "%s.%03dZ", base, (int)ms);
+}
+
+/* n decimal digits at s into *out; -1 if any of them is not a digit (a NUL
+ * included, so a short string stops the scan before its end). */
+static int parse_digits(const char *s, int n, int *out)
+{
+  int i, v = 0;
+  for(i = 0; i < n; i++) {
+    if(s[i] < '0' || s[i] > '9')
+      return -1;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = v;
+  return 0;
+}
+
+static int days_in_month(int y, int m)
+{
+  static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if(m == 2 && ((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+    return 29;
+  return days[m - 1];
 }
 
 mdm_rc mdm_time_parse(const char *s, int64_t *out)
 {
+  /* Strict and by hand: strptime() takes single digits, leading spaces and
+   * days such as February 30 (which timegm() then moves into March). */
   struct tm tm;
   const char *p;
-  memset(&tm, 0, sizeof(tm));
-  p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-  if(!p)
+  int y, mo, d, h, mi, sec;
+
+  if(!s || !out)
     return MDM_ERR_INVAL;
+  if(parse_digits(s, 4, &y) || s[4] != '-' ||
+     parse_digits(s + 5, 2, &mo) || s[7] != '-' ||
+     parse_digits(s + 8, 2, &d) || s[10] != 'T' ||
+     parse_digits(s + 11, 2, &h) || s[13] != ':' ||
+     parse_digits(s + 14, 2, &mi) || s[16] != ':' ||
+     parse_digits(s + 17, 2, &sec))
+    return MDM_ERR_INVAL;
+  if(mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
+     mi > 59 || sec > 59)
+    return MDM_ERR_INVAL;
+  p = s + 19;
   if(*p == '.') {
     p++;
     if(*p < '0' || *p > '9')
@@ -63,6 +108,13 @@ mdm_rc mdm_time_parse(const char *s, int64_t *out)
   }
   if(strcmp(p, "Z") != 0)
     return MDM_ERR_INVAL;
+  memset(&tm, 0, sizeof(tm));
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
   *out = (int64_t)timegm(&tm);
   return MDM_OK;
 }
@@ -71,7 +123,8 @@ mdm_rc mdm_duration_parse(const char *s, int64_t *out)
 {
   char *end;
   long long v, mult = 1;
-  if(!s || !*s || *s == '-' || *s == '+')
+  /* A digit first: strtoll() would skip spaces and then take a sign. */
+  if(!s || *s < '0' || *s > '9')
     return MDM_ERR_INVAL;
   errno = 0;
   v = strtoll(s, &end, 10);
@@ -185,10 +238,15 @@ mdm_rc mdm_b64url_decode(const char *s, size_t slen, unsigned char **out,
   unsigned char *o, *w;
   unsigned acc = 0;
   int bits = 0;
-  size_t i;
+  size_t i, n_pad = 0;
 
-  while(slen && s[slen - 1] == '=')
+  /* Padding is optional; when present it must complete the last group. */
+  while(slen && s[slen - 1] == '=') {
     slen--;
+    n_pad++;
+  }
+  if(n_pad && (n_pad > 2 || (slen + n_pad) % 4 != 0))
+    return MDM_ERR_INVAL;
   if(slen % 4 == 1)
     return MDM_ERR_INVAL;
   o = malloc(slen * 3 / 4 + 2);
@@ -207,6 +265,12 @@ mdm_rc mdm_b64url_decode(const char *s, size_t slen, unsigned char **out,
       bits -= 8;
       *w++ = (unsigned char)((acc >> bits) & 0xff);
     }
+  }
+  /* The bits left over must be zero, so that each byte string has exactly
+   * one encoding (RFC 4648 §3.5): signatures must not be malleable. */
+  if(acc & ((1u << bits) - 1)) {
+    free(o);
+    return MDM_ERR_INVAL;
   }
   *w = '\0';
   *out = o;
@@ -243,6 +307,9 @@ mdm_rc mdm_file_read(const char *path, size_t max, char **out, size_t *len)
 
   if(!f)
     return errno == ENOENT || errno == ENOTDIR ? MDM_ERR_NOTFOUND : MDM_ERR_IO;
+  /* "No limit" (SIZE_MAX) must not overflow max + 4096 + 1 below. */
+  if(max > SIZE_MAX / 4)
+    max = SIZE_MAX / 4;
   for(;;) {
     size_t r;
     if(n + 4096 + 1 > cap) {
@@ -295,8 +362,10 @@ mdm_rc mdm_file_write_atomic(const char *path, const void *p, size_t n,
   const char *s = p;
   size_t off = 0;
 
-  if(snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >=
-     (int)sizeof(tmp))
+  static atomic_uint counter;
+  /* Unique per process and call, so two threads never share a temp file. */
+  if(snprintf(tmp, sizeof(tmp), "%s.tmp.%ld.%u", path, (long)getpid(),
+              atomic_fetch_add(&counter, 1)) >= (int)sizeof(tmp))
     return MDM_ERR_TOOBIG;
   fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if(fd < 0)
@@ -319,6 +388,24 @@ mdm_rc mdm_file_write_atomic(const char *path, const void *p, size_t n,
     unlink(tmp);
     return MDM_ERR_IO;
   }
+  /* The rename is durable only once the directory is. */
+  {
+    char dir[PATH_MAX];
+    char *slash;
+    mdm_strlcpy(dir, path, sizeof(dir));
+    slash = strrchr(dir, '/');
+    if(slash == dir)
+      dir[1] = '\0';
+    else if(slash)
+      *slash = '\0';
+    else
+      mdm_strlcpy(dir, ".", sizeof(dir));
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if(fd >= 0) {
+      fsync(fd);
+      close(fd);
+    }
+  }
   return MDM_OK;
 fail:
   close(fd);
@@ -332,6 +419,8 @@ mdm_rc mdm_mkdirs(const char *path, unsigned mode)
   char *p;
   if(mdm_strlcpy(tmp, path, sizeof(tmp)))
     return MDM_ERR_TOOBIG;
+  if(!tmp[0])
+    return MDM_ERR_INVAL;
   for(p = tmp + 1; *p; p++) {
     if(*p == '/') {
       *p = '\0';
@@ -350,7 +439,8 @@ mdm_rc mdm_parse_int(const char *s, long long min, long long max,
 {
   char *end;
   long long v;
-  if(!s || !*s)
+  /* strtoll() skips leading spaces; the whole string must be the number. */
+  if(!s || !*s || isspace((unsigned char)*s))
     return MDM_ERR_INVAL;
   errno = 0;
   v = strtoll(s, &end, 10);

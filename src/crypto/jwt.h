@@ -22,15 +22,17 @@ mdm_rc mdm_jwt_sign(EVP_PKEY *key, const char *kid, json_t *claims,
 
 /* Split and decode header and claims without checking the signature, to find
  * which key to verify with.  Never trust the result for anything else.
- * Caller owns both (json_decref); either OUT may be NULL. */
+ * Caller owns both (json_decref); either OUT may be NULL.  MDM_ERR_AUTH
+ * unless the token has three base64url parts and two JSON objects. */
 mdm_rc mdm_jwt_peek(const char *token, json_t **header /* OUT */,
                     json_t **claims /* OUT */);
 
 /* Verify token with key (public or private): alg must be ES256, signature
  * valid, "aud" equal to aud, "exp" present and > now (seconds), "nbf" (if
- * any) <= now.  Returns MDM_OK and the claims (caller owns) or
- * MDM_ERR_AUTH (malformed, bad alg, bad signature, wrong aud) or
- * MDM_ERR_EXPIRED. */
+ * any) <= now.  Returns MDM_OK and the claims (caller owns; claims may be
+ * NULL) or MDM_ERR_AUTH (malformed, bad alg, bad signature, wrong aud) or
+ * MDM_ERR_EXPIRED (only for a correctly signed token); MDM_ERR_INVAL when
+ * key is not a P-256 key or aud is NULL.  Thread-safe; key may be shared. */
 mdm_rc mdm_jwt_verify(EVP_PKEY *key, const char *token, const char *aud,
                       int64_t now, json_t **claims /* OUT */);
 
