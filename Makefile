@@ -2,6 +2,7 @@
 BUILD    ?= build
 ASAN     ?= build-asan
 JOBS     ?= $(shell nproc)
+MAKEFLAGS += --no-print-directory
 DATA_DIR ?= ./var
 LISTEN   ?= 127.0.0.1:8080
 
@@ -25,7 +26,15 @@ asan: $(ASAN)/CMakeCache.txt
 	@cmake --build $(ASAN) -j $(JOBS)
 
 run: bootstrap build
-	@build/bin/mdmd --listen $(LISTEN) --data-dir $(DATA_DIR)
+	@echo "mdmd: starting on http://$(LISTEN) with its data in $(DATA_DIR) (Ctrl-C stops it)"
+	@echo "To enroll a device, in another terminal:"
+	@echo "  export MDM_SERVER=http://$(LISTEN) MDM_TOKEN_FILE=$(abspath $(DATA_DIR))/admin.token"
+	@echo "  TOKEN=\$$(build/bin/mdmctl enroll-token create)"
+	@echo "  build/bin/mdm-agent enroll --server \$$MDM_SERVER --token \$$TOKEN --state-dir /tmp/mdm-agent"
+	@echo "  build/bin/mdm-agent run --once --state-dir /tmp/mdm-agent"
+	@echo "  build/bin/mdmctl devices list"
+	@echo
+	@exec build/bin/mdmd --listen $(LISTEN) --data-dir $(DATA_DIR)
 
 # Every test twice: a release build, then under ASan+UBSan.
 test: bootstrap checksrc build asan
