@@ -12,7 +12,9 @@
 #include "core/rc.h"
 
 /* Collect the facts of the device under root (NULL or "" means "/").
- * Returns a JSON object shaped as CONTRACT §4.  Caller owns *out. */
+ * Returns a JSON object shaped as CONTRACT §4.  Caller owns *out.
+ * MDM_ERR_NOTFOUND (and *out NULL) when root is not a directory: a wrong
+ * --root is an error, not a device whose every fact is null. */
 mdm_rc mdm_facts_collect(const char *root, json_t **out /* OUT */);
 
 #endif
