@@ -1,0 +1,594 @@
+/*
+ * agent.c: the run loop of mdm-agent (see agent.h).
+ *
+ * One round: facts → fact_changed events → check-in → telemetry flush.
+ * Between rounds the loop waits the server's check-in interval (±10%), or
+ * after a failure 1 s, 2 s, 4 s … up to min(interval, 5 min) (±20%).  The
+ * wait is a poll() on a self-pipe that the SIGTERM/SIGINT handler writes to,
+ * and libcurl's progress callback abandons a request in flight when the stop
+ * flag is up, so the agent answers a signal within about a second.
+ *
+ * The facts of the last round are kept in last_facts.json once their
+ * changes are queued (not once the server has them): the queue is what makes
+ * them reach the server, and a server that is away must not make every round
+ * queue the same change again.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "agent/agent.h"
+#include "agent/client.h"
+#include "agent/facts.h"
+#include "agent/queue.h"
+#include "agent/state.h"
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#define N_RECENT_ERRORS 16
+#define FINAL_FLUSH_MS 5000
+#define BACKOFF_ATTEMPT_MAX 30
+
+/* ---- pure helpers ------------------------------------------------------------ */
+
+int64_t mdm_agent_jitter_ms(int64_t base_ms, int pct, double u)
+{
+  double f = 1.0 + (double)pct / 100.0 * (2.0 * u - 1.0);
+  int64_t v = (int64_t)((double)base_ms * f);
+  return v < 0 ? 0 : v;
+}
+
+int64_t mdm_agent_backoff_ms(unsigned attempt, int64_t cap_ms, double u)
+{
+  int64_t base = 1000;
+  while(attempt-- && base < cap_ms)
+    base *= 2;
+  if(base > cap_ms)
+    base = cap_ms;
+  return mdm_agent_jitter_ms(base, 20, u);
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int is_none(json_t *v)
+{
+  return !v || json_is_null(v);
+}
+
+static mdm_rc diff_walk(struct mdm_buf *path, json_t *o, json_t *n,
+                        mdm_agent_diff_cb cb, void *ud)
+{
+  const char **keys = NULL;
+  size_t n_keys = 0, i, mark = path->len;
+  const char *k;
+  json_t *v;
+  mdm_rc rc = MDM_OK;
+
+  if(is_none(o) && is_none(n))
+    return MDM_OK;
+  if(!((json_is_object(o) && (json_is_object(n) || is_none(n))) ||
+       (json_is_object(n) && is_none(o)))) {
+    if(o && n && json_equal(o, n))
+      return MDM_OK;
+    return cb(path->data ? path->data : "", is_none(o) ? NULL : o,
+              is_none(n) ? NULL : n, ud);
+  }
+
+  /* The union of the keys, sorted, without repeats. */
+  keys = malloc((json_object_size(o) + json_object_size(n) + 1) *
+                sizeof(*keys));
+  if(!keys)
+    return MDM_ERR_NOMEM;
+  json_object_foreach(o, k, v)
+    keys[n_keys++] = k;
+  json_object_foreach(n, k, v)
+    if(!json_object_get(o, k))
+      keys[n_keys++] = k;
+  qsort(keys, n_keys, sizeof(*keys), key_cmp);
+  for(i = 0; i < n_keys && !rc; i++) {
+    json_t *co = json_object_get(o, keys[i]), *cn = json_object_get(n, keys[i]);
+    if((mark && mdm_buf_puts(path, ".")) || mdm_buf_puts(path, keys[i])) {
+      /* A path too long to name: report the object whole. */
+      path->len = mark;
+      if(path->data)
+        path->data[mark] = '\0';
+      if(!json_equal(co ? co : json_null(), cn ? cn : json_null())) {
+        rc = cb(path->data ? path->data : "", o, n, ud);
+        break;
+      }
+      continue;
+    }
+    rc = diff_walk(path, co, cn, cb, ud);
+    path->len = mark;
+    path->data[mark] = '\0';
+  }
+  free(keys);
+  return rc;
+}
+
+mdm_rc mdm_agent_diff_facts(json_t *old_facts, json_t *new_facts,
+                            mdm_agent_diff_cb cb, void *ud)
+{
+  struct mdm_buf path;
+  mdm_rc rc;
+  mdm_buf_init(&path, 1024);
+  rc = diff_walk(&path, old_facts, new_facts, cb, ud);
+  mdm_buf_release(&path);
+  return rc;
+}
+
+/* ---- signals ------------------------------------------------------------------ */
+
+static volatile sig_atomic_t stop_signal;
+static int sig_pipe[2] = {-1, -1};
+
+static void on_signal(int signo)
+{
+  int saved = errno;
+  ssize_t w;
+  stop_signal = signo;
+  w = write(sig_pipe[1], "x", 1);
+  (void)w;
+  errno = saved;
+}
+
+static mdm_rc signals_install(void)
+{
+  struct sigaction sa;
+  if(sig_pipe[0] < 0 && pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+    return MDM_ERR_IO;
+  stop_signal = 0;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  if(sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
+    return MDM_ERR_IO;
+  return MDM_OK;
+}
+
+static void signals_restore(void)
+{
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = SIG_DFL;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+}
+
+/* Wait ms milliseconds, or less if a stop signal comes.  Returns 1 when
+ * stopped. */
+static int agent_sleep(int64_t ms)
+{
+  int64_t end = mdm_mono_ns() + ms * 1000000;
+  while(!stop_signal) {
+    int64_t left = (end - mdm_mono_ns()) / 1000000;
+    struct pollfd p;
+    if(left <= 0)
+      return 0;
+    p.fd = sig_pipe[0];
+    p.events = POLLIN;
+    p.revents = 0;
+    if(poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left) > 0) {
+      char drain[64];
+      while(read(sig_pipe[0], drain, sizeof(drain)) > 0)
+        ;
+    }
+  }
+  return 1;
+}
+
+static double rand_unit(void)
+{
+  uint32_t r = 0;
+  if(mdm_random(&r, sizeof(r)))
+    r = (uint32_t)mdm_mono_ns();
+  return (double)r / 4294967296.0;
+}
+
+/* ---- the agent ------------------------------------------------------------------ */
+
+enum round_result { ROUND_OK, ROUND_FAIL, ROUND_AUTH };
+
+struct agent {
+  const struct mdm_agent_opts *o;
+  struct mdm_creds creds;
+  struct mdm_client *client;
+  struct mdm_queue *queue;
+  struct {
+    char msg[256];
+    int64_t at_ns;
+  } recent[N_RECENT_ERRORS];
+  char last_error[256];   /* for the one line `run --once` ends with */
+};
+
+static void agent_event(struct agent *a, const char *type, json_t *data)
+{
+  mdm_rc rc = mdm_queue_push(a->queue, type, data, mdm_now_ms(), NULL);
+  if(rc)
+    mdm_warn("cannot queue a '%s' event: %s", type, mdm_strerror(rc));
+}
+
+/* Log an error and queue it as an error event, unless the same message was
+ * queued less than a minute ago. */
+static void agent_error(struct agent *a, const char *fmt, ...)
+  __attribute__((format(printf, 2, 3)));
+
+static void agent_error(struct agent *a, const char *fmt, ...)
+{
+  char msg[256];
+  va_list ap;
+  int64_t now = mdm_mono_ns();
+  size_t i, slot = 0;
+  json_t *data;
+
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  mdm_warn("%s", msg);
+  memcpy(a->last_error, msg, sizeof(msg));
+  for(i = 0; i < N_RECENT_ERRORS; i++) {
+    if(!strcmp(a->recent[i].msg, msg)) {
+      if(now - a->recent[i].at_ns < (int64_t)MDM_AGENT_ERROR_EVERY_S *
+         1000000000)
+        return;
+      slot = i;
+      break;
+    }
+    if(a->recent[i].at_ns < a->recent[slot].at_ns)
+      slot = i;
+  }
+  mdm_strlcpy(a->recent[slot].msg, msg, sizeof(a->recent[slot].msg));
+  a->recent[slot].at_ns = now;
+  data = json_pack("{s:s}", "message", msg);
+  if(data)
+    agent_event(a, "error", data);
+  json_decref(data);
+}
+
+static mdm_rc on_fact_changed(const char *path, json_t *old_v, json_t *new_v,
+                              void *ud)
+{
+  struct agent *a = ud;
+  json_t *data = json_pack("{s:s, s:O?, s:O?}", "fact", path, "old", old_v,
+                           "new", new_v);
+  mdm_rc rc;
+  if(!data)
+    return MDM_ERR_NOMEM;
+  mdm_info("fact changed: %s", path);
+  rc = mdm_queue_push(a->queue, "fact_changed", data, mdm_now_ms(), NULL);
+  json_decref(data);
+  return rc;
+}
+
+/* Queue what changed since the last round and remember these facts. */
+static void agent_record_changes(struct agent *a, json_t *facts)
+{
+  json_t *last = NULL;
+  mdm_rc rc = mdm_state_load_facts(a->o->state_dir, &last);
+  if(!rc && json_equal(last, facts)) {
+    json_decref(last);
+    return;
+  }
+  if(!rc) {
+    rc = mdm_agent_diff_facts(last, facts, on_fact_changed, a);
+    if(rc) {
+      /* Keep the old baseline, so the change is found again next round. */
+      mdm_warn("cannot queue fact changes: %s", mdm_strerror(rc));
+      json_decref(last);
+      return;
+    }
+  }
+  json_decref(last);
+  rc = mdm_state_save_facts(a->o->state_dir, facts);
+  if(rc)
+    mdm_warn("cannot keep the facts in '%s': %s", a->o->state_dir,
+             mdm_strerror(rc));
+}
+
+static enum round_result agent_checkin(struct agent *a, json_t *facts)
+{
+  struct mdm_response resp;
+  char why[512];
+  json_t *body = json_pack("{s:O}", "facts", facts), *iv;
+  enum round_result res = ROUND_FAIL;
+  mdm_rc rc;
+
+  if(!body) {
+    agent_error(a, "check-in failed: %s", mdm_strerror(MDM_ERR_NOMEM));
+    return ROUND_FAIL;
+  }
+  rc = mdm_client_post(a->client, "/v1/agent/checkin", a->creds.device_token,
+                       body, &resp);
+  json_decref(body);
+  if(rc) {
+    if(rc == MDM_ERR_TOOBIG)
+      agent_error(a, "check-in failed: %s", resp.errmsg);
+    else if(!stop_signal)   /* a request cut short by SIGTERM is no error */
+      agent_error(a, "check-in failed: cannot reach '%s': %s",
+                  a->creds.server, resp.errmsg);
+    goto out;
+  }
+  if(resp.status == 401 || resp.status == 403) {
+    mdm_response_describe(&resp, why, sizeof(why));
+    mdm_error("the server refused this device's credentials (retired or "
+              "revoked?): %s", why);
+    agent_error(a, "check-in refused: %s", why);
+    res = ROUND_AUTH;
+    goto out;
+  }
+  if(resp.status < 200 || resp.status > 299) {
+    mdm_response_describe(&resp, why, sizeof(why));
+    agent_error(a, "check-in failed: %s", why);
+    goto out;
+  }
+  if(!json_is_object(resp.body)) {
+    agent_error(a, "check-in failed: invalid answer from server");
+    goto out;
+  }
+  iv = json_object_get(resp.body, "checkin_interval_s");
+  if(json_is_integer(iv)) {
+    long long s = mdm_state_clamp_interval(json_integer_value(iv));
+    if(s != a->creds.checkin_interval_s) {
+      mdm_info("check-in interval is now %llds", s);
+      a->creds.checkin_interval_s = s;
+      if(mdm_state_save_creds(a->o->state_dir, &a->creds))
+        mdm_warn("cannot update the credentials in '%s'", a->o->state_dir);
+    }
+  }
+  {
+    json_t *c = json_object_get(resp.body, "compliance");
+    json_t *p = json_object_get(resp.body, "pending_commands");
+    mdm_debug("checked in: compliance %s, %lld pending command(s)",
+              json_is_string(c) ? json_string_value(c) : "?",
+              json_is_integer(p) ? (long long)json_integer_value(p) : 0LL);
+  }
+  res = ROUND_OK;
+out:
+  mdm_response_release(&resp);
+  return res;
+}
+
+/* Send the queue in batches until it is empty.  deadline_ns (0: none) bounds
+ * the time spent; is_final ignores the stop flag. */
+static enum round_result agent_flush(struct agent *a, int64_t deadline_ns,
+                                     int is_final)
+{
+  size_t max_n = MDM_AGENT_BATCH_MAX, max_bytes = MDM_AGENT_BATCH_BYTES;
+  char why[512];
+
+  for(;;) {
+    struct mdm_response resp;
+    json_t *events = NULL, *body;
+    uint64_t last = 0, dropped = mdm_queue_dropped(a->queue);
+    size_t n_events;
+    mdm_rc rc;
+
+    if(!is_final && stop_signal)
+      return ROUND_OK;     /* the final flush follows */
+    if(deadline_ns) {
+      int64_t left_ms = (deadline_ns - mdm_mono_ns()) / 1000000;
+      if(left_ms <= 0)
+        return ROUND_FAIL;
+      mdm_client_set_timeouts(a->client, left_ms < 2000 ? (long)left_ms : 2000,
+                              left_ms < 3000 ? (long)left_ms : 3000);
+    }
+    rc = mdm_queue_peek(a->queue, max_n, max_bytes, &events, &last);
+    if(rc) {
+      agent_error(a, "cannot read the telemetry queue: %s", mdm_strerror(rc));
+      return ROUND_FAIL;
+    }
+    n_events = json_array_size(events);
+    if(!last && !dropped) {
+      json_decref(events);
+      return ROUND_OK;
+    }
+    if(!n_events && last) {     /* only damaged lines: nothing to send */
+      json_decref(events);
+      if(mdm_queue_ack(a->queue, last, 0))
+        return ROUND_FAIL;
+      continue;
+    }
+    body = json_pack("{s:o, s:I}", "events", events, "dropped",
+                     (json_int_t)dropped);
+    if(!body) {
+      agent_error(a, "telemetry failed: %s", mdm_strerror(MDM_ERR_NOMEM));
+      return ROUND_FAIL;
+    }
+    rc = mdm_client_post(a->client, "/v1/agent/telemetry",
+                         a->creds.device_token, body, &resp);
+    json_decref(body);
+    if(rc) {
+      if(rc == MDM_ERR_TOOBIG)
+        agent_error(a, "telemetry failed: %s", resp.errmsg);
+      else if(is_final || !stop_signal)
+        agent_error(a, "telemetry failed: cannot reach '%s': %s",
+                    a->creds.server, resp.errmsg);
+      mdm_response_release(&resp);
+      return ROUND_FAIL;
+    }
+    if(resp.status == 413 && max_n > 1) {
+      /* The server takes smaller batches than we thought. */
+      max_n = n_events > 1 ? n_events / 2 : 1;
+      max_bytes /= 2;
+      mdm_response_release(&resp);
+      continue;
+    }
+    if(resp.status < 200 || resp.status > 299 || !json_is_object(resp.body)) {
+      if(resp.status >= 200 && resp.status <= 299)
+        snprintf(why, sizeof(why), "invalid answer from server");
+      else
+        mdm_response_describe(&resp, why, sizeof(why));
+      agent_error(a, "telemetry failed: %s", why);
+      rc = resp.status == 401 || resp.status == 403 ? MDM_ERR_AUTH : MDM_ERR_IO;
+      mdm_response_release(&resp);
+      return rc == MDM_ERR_AUTH ? ROUND_AUTH : ROUND_FAIL;
+    }
+    mdm_response_release(&resp);
+    rc = mdm_queue_ack(a->queue, last, dropped);
+    if(rc) {
+      agent_error(a, "cannot update the telemetry queue: %s",
+                  mdm_strerror(rc));
+      return ROUND_FAIL;
+    }
+    mdm_debug("sent %zu event(s) up to seq %" PRIu64 ", %" PRIu64
+              " dropped", n_events, last, dropped);
+    if(dropped) {
+      json_t *data = json_pack("{s:I}", "dropped", (json_int_t)dropped);
+      mdm_warn("the telemetry queue overflowed: %" PRIu64 " event(s) lost",
+               dropped);
+      if(data)
+        agent_event(a, "queue_overflow", data);
+      json_decref(data);
+    }
+  }
+}
+
+static enum round_result agent_round(struct agent *a, int *is_checked_in)
+{
+  json_t *facts = NULL;
+  enum round_result res;
+  mdm_rc rc;
+
+  *is_checked_in = 0;
+  rc = mdm_facts_collect(a->o->root, &facts);
+  if(rc || !json_is_object(facts)) {
+    agent_error(a, "cannot collect facts: %s",
+                mdm_strerror(rc ? rc : MDM_ERR_INTERNAL));
+    json_decref(facts);
+    return ROUND_FAIL;
+  }
+  agent_record_changes(a, facts);
+  res = agent_checkin(a, facts);
+  json_decref(facts);
+  if(res != ROUND_OK)
+    return res;
+  *is_checked_in = 1;
+  return agent_flush(a, 0, 0);
+}
+
+mdm_rc mdm_agent_run(const struct mdm_agent_opts *o, char *err, size_t n)
+{
+  struct agent a;
+  char qdir[PATH_MAX], why[256];
+  unsigned attempt = 0;
+  int is_checked_in = 0;
+  enum round_result res = ROUND_FAIL;
+  json_t *data;
+  mdm_rc rc;
+
+  memset(&a, 0, sizeof(a));
+  a.o = o;
+  rc = mdm_state_load_creds(o->state_dir, &a.creds, why, sizeof(why));
+  if(rc == MDM_ERR_NOTFOUND) {
+    snprintf(err, n, "not enrolled (no credentials in '%s'); run 'mdm-agent "
+             "enroll' first", o->state_dir);
+    return rc;
+  }
+  if(rc) {
+    snprintf(err, n, "%s", why);
+    return rc;
+  }
+  rc = mdm_state_prepare(o->state_dir);
+  if(!rc)
+    rc = mdm_state_path(o->state_dir, "queue", qdir, sizeof(qdir));
+  if(!rc)
+    rc = mdm_queue_open(qdir, o->queue_max, &a.queue);
+  if(rc) {
+    if(rc == MDM_ERR_BUSY)
+      snprintf(err, n, "another mdm-agent is running with state dir '%s'",
+               o->state_dir);
+    else
+      snprintf(err, n, "cannot open the telemetry queue in '%s': %s", qdir,
+               mdm_strerror(rc));
+    goto out;
+  }
+  if(o->ca_file && access(o->ca_file, R_OK) != 0) {
+    snprintf(err, n, "cannot read CA file '%s'", o->ca_file);
+    rc = MDM_ERR_NOTFOUND;
+    goto out;
+  }
+  rc = mdm_client_new(a.creds.server,
+                      o->ca_file ? o->ca_file : a.creds.ca_file, &a.client);
+  if(rc) {
+    snprintf(err, n, "invalid server URL '%s' in the credentials",
+             a.creds.server);
+    goto out;
+  }
+  rc = signals_install();
+  if(rc) {
+    snprintf(err, n, "cannot install signal handlers");
+    goto out;
+  }
+  mdm_client_set_abort(a.client, &stop_signal);
+  mdm_info("device %s, server %s, %zu event(s) queued", a.creds.device_id,
+           a.creds.server, mdm_queue_count(a.queue));
+
+  data = json_pack("{s:s}", "version", MDM_VERSION);
+  agent_event(&a, "agent_started", data);
+  json_decref(data);
+
+  for(;;) {
+    res = agent_round(&a, &is_checked_in);
+    int64_t cap_ms = (a.creds.checkin_interval_s < MDM_AGENT_BACKOFF_MAX_S ?
+                      a.creds.checkin_interval_s : MDM_AGENT_BACKOFF_MAX_S) *
+                     1000;
+    int64_t wait_ms;
+
+    if(stop_signal || o->is_once)
+      break;
+    if(res == ROUND_OK) {
+      attempt = 0;
+      wait_ms = mdm_agent_jitter_ms(a.creds.checkin_interval_s * 1000, 10,
+                                    rand_unit());
+    }
+    else {
+      if(res == ROUND_AUTH)
+        attempt = BACKOFF_ATTEMPT_MAX;
+      wait_ms = mdm_agent_backoff_ms(attempt, cap_ms, rand_unit());
+      if(attempt < BACKOFF_ATTEMPT_MAX)
+        attempt++;
+      mdm_info("retrying in %.1fs", (double)wait_ms / 1000.0);
+    }
+    if(agent_sleep(wait_ms))
+      break;
+  }
+
+  if(stop_signal) {
+    int64_t deadline = mdm_mono_ns() + (int64_t)FINAL_FLUSH_MS * 1000000;
+    mdm_info("stopping on %s", stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
+    data = json_pack("{s:s}", "signal",
+                     stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
+    agent_event(&a, "agent_stopped", data);
+    json_decref(data);
+    mdm_client_set_abort(a.client, NULL);
+    if(agent_flush(&a, deadline, 1) != ROUND_OK)
+      mdm_warn("%zu event(s) stay queued for the next start",
+               mdm_queue_count(a.queue));
+  }
+  if(o->is_once && !is_checked_in) {
+    rc = res == ROUND_AUTH ? MDM_ERR_AUTH : MDM_ERR_IO;
+    snprintf(err, n, "%s", a.last_error[0] ? a.last_error :
+             stop_signal ? "check-in interrupted" : "check-in failed");
+  }
+  else
+    rc = MDM_OK;
+  signals_restore();
+out:
+  mdm_client_free(a.client);
+  mdm_queue_free(a.queue);
+  mdm_creds_release(&a.creds);
+  return rc;
+}

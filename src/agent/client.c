@@ -1,0 +1,286 @@
+/*
+ * client.c: JSON over HTTP(S) to the mdm server with one reused libcurl easy
+ * handle (see client.h).  Redirects are not followed (a device token must not
+ * travel to another host), only http and https are spoken, answers are capped
+ * at MDM_CLIENT_MAX_BODY, and the Authorization header never reaches a log.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <curl/curl.h>
+#include "agent/client.h"
+#include "core/buf.h"
+#include "core/log.h"
+
+struct mdm_client {
+  CURL *h;
+  char *base;                         /* server URL without trailing '/' */
+  struct mdm_buf body;                /* the answer being received */
+  int is_toobig;
+  const volatile sig_atomic_t *abort_flag;
+  char errbuf[CURL_ERROR_SIZE];
+};
+
+int mdm_client_url_ok(const char *s)
+{
+  size_t skip, i;
+  if(!s)
+    return 0;
+  if(!strncasecmp(s, "http://", 7))
+    skip = 7;
+  else if(!strncasecmp(s, "https://", 8))
+    skip = 8;
+  else
+    return 0;
+  if(!s[skip] || s[skip] == '/')
+    return 0;
+  for(i = 0; s[i]; i++)
+    if((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] == 0x7f)
+      return 0;
+  return i <= 2048;
+}
+
+static size_t on_write(char *p, size_t size, size_t nmemb, void *ud)
+{
+  struct mdm_client *c = ud;
+  size_t n = size * nmemb;
+  if(mdm_buf_append(&c->body, p, n)) {
+    c->is_toobig = 1;
+    return 0;   /* makes curl fail with CURLE_WRITE_ERROR */
+  }
+  return n;
+}
+
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
+                       curl_off_t ultotal, curl_off_t ulnow)
+{
+  struct mdm_client *c = ud;
+  return c->abort_flag && *c->abort_flag ? 1 : 0;
+}
+
+mdm_rc mdm_client_new(const char *server, const char *ca_file,
+                      struct mdm_client **out)
+{
+  struct mdm_client *c;
+  size_t len;
+  char ua[64];
+
+  *out = NULL;
+  if(!mdm_client_url_ok(server))
+    return MDM_ERR_INVAL;
+  c = calloc(1, sizeof(*c));
+  if(!c)
+    return MDM_ERR_NOMEM;
+  mdm_buf_init(&c->body, MDM_CLIENT_MAX_BODY);
+  c->base = strdup(server);
+  c->h = curl_easy_init();
+  if(!c->base || !c->h) {
+    mdm_client_free(c);
+    return MDM_ERR_NOMEM;
+  }
+  len = strlen(c->base);
+  while(len && c->base[len - 1] == '/')
+    c->base[--len] = '\0';
+
+  snprintf(ua, sizeof(ua), "mdm-agent/%s", MDM_VERSION);
+  curl_easy_setopt(c->h, CURLOPT_USERAGENT, ua);   /* curl copies strings */
+  curl_easy_setopt(c->h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c->h, CURLOPT_CONNECTTIMEOUT_MS,
+                   (long)MDM_CLIENT_CONNECT_TIMEOUT_MS);
+  curl_easy_setopt(c->h, CURLOPT_TIMEOUT_MS, (long)MDM_CLIENT_TIMEOUT_MS);
+  curl_easy_setopt(c->h, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(c->h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c->h, CURLOPT_MAXFILESIZE_LARGE,
+                   (curl_off_t)MDM_CLIENT_MAX_BODY);
+  curl_easy_setopt(c->h, CURLOPT_WRITEFUNCTION, on_write);
+  curl_easy_setopt(c->h, CURLOPT_WRITEDATA, c);
+  curl_easy_setopt(c->h, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(c->h, CURLOPT_XFERINFODATA, c);
+  curl_easy_setopt(c->h, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(c->h, CURLOPT_ERRORBUFFER, c->errbuf);
+  curl_easy_setopt(c->h, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(c->h, CURLOPT_SSL_VERIFYHOST, 2L);
+  if(ca_file)
+    curl_easy_setopt(c->h, CURLOPT_CAINFO, ca_file);
+  *out = c;
+  return MDM_OK;
+}
+
+void mdm_client_free(struct mdm_client *c)
+{
+  if(!c)
+    return;
+  if(c->h)
+    curl_easy_cleanup(c->h);
+  mdm_buf_release(&c->body);
+  free(c->base);
+  free(c);
+}
+
+void mdm_client_set_timeouts(struct mdm_client *c, long connect_ms,
+                             long total_ms)
+{
+  curl_easy_setopt(c->h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+  curl_easy_setopt(c->h, CURLOPT_TIMEOUT_MS, total_ms);
+}
+
+void mdm_client_set_abort(struct mdm_client *c,
+                          const volatile sig_atomic_t *flag)
+{
+  c->abort_flag = flag;
+}
+
+/* A short, stable, lower-case reason for a failed transfer. */
+static const char *curl_reason(CURLcode cc)
+{
+  switch(cc) {
+  case CURLE_COULDNT_RESOLVE_HOST: return "cannot resolve the server's name";
+  case CURLE_COULDNT_RESOLVE_PROXY: return "cannot resolve the proxy's name";
+  case CURLE_COULDNT_CONNECT: return "cannot connect";
+  case CURLE_OPERATION_TIMEDOUT: return "timed out";
+  case CURLE_GOT_NOTHING: return "empty reply from server";
+  case CURLE_SEND_ERROR:
+  case CURLE_RECV_ERROR: return "connection broken";
+  case CURLE_SSL_CONNECT_ERROR: return "tls handshake failed";
+  case CURLE_PEER_FAILED_VERIFICATION: return "server certificate not trusted";
+  case CURLE_SSL_CACERT_BADFILE: return "cannot read the CA file";
+  case CURLE_ABORTED_BY_CALLBACK: return "interrupted";
+  case CURLE_UNSUPPORTED_PROTOCOL: return "unsupported protocol";
+  case CURLE_URL_MALFORMAT: return "malformed server URL";
+  default: return curl_easy_strerror(cc);
+  }
+}
+
+mdm_rc mdm_client_post(struct mdm_client *c, const char *path,
+                       const char *bearer, json_t *body,
+                       struct mdm_response *resp)
+{
+  struct curl_slist *hdrs = NULL, *n;
+  struct mdm_buf url, auth;
+  char *payload = NULL;
+  CURLcode cc;
+  mdm_rc rc = MDM_OK;
+
+  memset(resp, 0, sizeof(*resp));
+  mdm_buf_init(&url, 4096);
+  mdm_buf_init(&auth, 16384);
+  mdm_buf_reset(&c->body);
+  c->is_toobig = 0;
+  c->errbuf[0] = '\0';
+
+  payload = json_dumps(body, JSON_COMPACT);
+  if(!payload || mdm_buf_printf(&url, "%s%s", c->base, path)) {
+    rc = MDM_ERR_NOMEM;
+    snprintf(resp->errmsg, sizeof(resp->errmsg), "cannot build the request");
+    goto out;
+  }
+  n = curl_slist_append(hdrs, "Content-Type: application/json");
+  if(n)
+    hdrs = n;
+  n = n ? curl_slist_append(hdrs, "Accept: application/json") : NULL;
+  if(n)
+    hdrs = n;
+  n = n ? curl_slist_append(hdrs, "Expect:") : NULL;
+  if(n)
+    hdrs = n;
+  if(n && bearer) {
+    if(mdm_buf_printf(&auth, "Authorization: Bearer %s", bearer))
+      n = NULL;
+    else
+      n = curl_slist_append(hdrs, auth.data);
+    if(n)
+      hdrs = n;
+  }
+  if(!n) {
+    rc = MDM_ERR_NOMEM;
+    snprintf(resp->errmsg, sizeof(resp->errmsg), "cannot build the request");
+    goto out;
+  }
+
+  curl_easy_setopt(c->h, CURLOPT_URL, url.data);
+  curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, payload);
+  curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE_LARGE,
+                   (curl_off_t)strlen(payload));
+  cc = curl_easy_perform(c->h);
+  curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, NULL);
+  curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, NULL);
+  if(cc == CURLE_WRITE_ERROR && c->is_toobig) {
+    rc = MDM_ERR_TOOBIG;
+    snprintf(resp->errmsg, sizeof(resp->errmsg),
+             "answer larger than %d bytes", MDM_CLIENT_MAX_BODY);
+    goto out;
+  }
+  if(cc == CURLE_FILESIZE_EXCEEDED) {
+    rc = MDM_ERR_TOOBIG;
+    snprintf(resp->errmsg, sizeof(resp->errmsg),
+             "answer larger than %d bytes", MDM_CLIENT_MAX_BODY);
+    goto out;
+  }
+  if(cc != CURLE_OK) {
+    rc = MDM_ERR_IO;
+    snprintf(resp->errmsg, sizeof(resp->errmsg), "%s", curl_reason(cc));
+    mdm_debug("POST %s: %s", path, c->errbuf[0] ? c->errbuf :
+              curl_easy_strerror(cc));
+    goto out;
+  }
+  curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &resp->status);
+  if(c->body.len)
+    resp->body = json_loadb(c->body.data, c->body.len, 0, NULL);
+  mdm_debug("POST %s: %ld", path, resp->status);
+out:
+  curl_slist_free_all(hdrs);   /* holds a copy of the token: freed now */
+  if(auth.data)
+    memset(auth.data, 0, auth.len);
+  mdm_buf_release(&auth);
+  mdm_buf_release(&url);
+  free(payload);
+  return rc;
+}
+
+void mdm_response_release(struct mdm_response *r)
+{
+  json_decref(r->body);
+  r->body = NULL;
+}
+
+static const char *reason_phrase(long status)
+{
+  switch(status) {
+  case 400: return "bad request";
+  case 401: return "unauthorized";
+  case 403: return "forbidden";
+  case 404: return "not found";
+  case 405: return "method not allowed";
+  case 409: return "conflict";
+  case 413: return "too large";
+  case 415: return "unsupported media type";
+  case 422: return "unprocessable";
+  case 429: return "too many requests";
+  case 500: return "internal server error";
+  case 502: return "bad gateway";
+  case 503: return "service unavailable";
+  case 504: return "gateway timeout";
+  default: return "unexpected answer";
+  }
+}
+
+void mdm_response_describe(const struct mdm_response *r, char *out, size_t n)
+{
+  json_t *t = json_object_get(r->body, "title");
+  json_t *d = json_object_get(r->body, "detail");
+  const char *title = json_is_string(t) && json_string_length(t) ?
+                      json_string_value(t) : reason_phrase(r->status);
+  const char *detail = json_is_string(d) && json_string_length(d) ?
+                       json_string_value(d) : NULL;
+  size_t i;
+
+  if(!n)
+    return;
+  snprintf(out, n, "%ld %.100s%s%.400s", r->status, title,
+           detail ? ": " : "", detail ? detail : "");
+  for(i = 0; out[i]; i++)
+    if((unsigned char)out[i] < 0x20 || (unsigned char)out[i] == 0x7f)
+      out[i] = ' ';
+}

@@ -1,0 +1,159 @@
+/*
+ * enroll.c: one enrollment round trip (see enroll.h).  The answer is checked
+ * field by field before anything is written; the credentials file is
+ * replaced atomically with mode 0600, and the facts sent become the baseline
+ * the run loop compares against.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "agent/client.h"
+#include "agent/enroll.h"
+#include "agent/facts.h"
+#include "agent/state.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#define TOKEN_MAX 8192
+
+/* A printable string member of 1..max bytes without spaces, or NULL. */
+static const char *answer_str(json_t *o, const char *key, size_t max)
+{
+  json_t *v = json_object_get(o, key);
+  const char *s;
+  size_t i, len;
+  if(!json_is_string(v))
+    return NULL;
+  s = json_string_value(v);
+  len = json_string_length(v);
+  if(!len || len > max || strlen(s) != len)
+    return NULL;
+  for(i = 0; i < len; i++)
+    if((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] == 0x7f)
+      return NULL;
+  return s;
+}
+
+mdm_rc mdm_enroll_run(const struct mdm_enroll_opts *o, char *device_id,
+                      char *err, size_t n)
+{
+  struct mdm_creds old, creds;
+  struct mdm_client *client = NULL;
+  struct mdm_response resp;
+  json_t *facts = NULL, *body = NULL, *iv;
+  const char *id, *token;
+  char why[512], ca_abs[PATH_MAX];
+  size_t server_len;
+  mdm_rc rc;
+
+  memset(&creds, 0, sizeof(creds));
+  memset(&resp, 0, sizeof(resp));
+  device_id[0] = '\0';
+
+  if(o->ca_file) {
+    if(access(o->ca_file, R_OK) != 0 || !realpath(o->ca_file, ca_abs)) {
+      snprintf(err, n, "cannot read CA file '%s'", o->ca_file);
+      return MDM_ERR_NOTFOUND;
+    }
+  }
+  rc = mdm_state_prepare(o->state_dir);
+  if(rc) {
+    snprintf(err, n, "cannot create state dir '%s': %s", o->state_dir,
+             mdm_strerror(rc));
+    return rc;
+  }
+  rc = mdm_state_load_creds(o->state_dir, &old, why, sizeof(why));
+  if(!rc) {
+    if(!o->is_force) {
+      snprintf(err, n, "already enrolled as %s (state dir '%s'); use --force "
+               "to enroll again", old.device_id, o->state_dir);
+      mdm_creds_release(&old);
+      return MDM_ERR_CONFLICT;
+    }
+    mdm_info("enrolling again over device %s (--force)", old.device_id);
+    mdm_creds_release(&old);
+  }
+  else if(rc != MDM_ERR_NOTFOUND && !o->is_force) {
+    snprintf(err, n, "%s; use --force to enroll again", why);
+    return MDM_ERR_CONFLICT;
+  }
+
+  rc = mdm_facts_collect(o->root, &facts);
+  if(rc) {
+    snprintf(err, n, "cannot collect facts under '%s': %s",
+             o->root ? o->root : "/", mdm_strerror(rc));
+    goto out;
+  }
+  rc = mdm_client_new(o->server, o->ca_file ? ca_abs : NULL, &client);
+  if(rc) {
+    snprintf(err, n, "invalid server URL '%s'", o->server);
+    goto out;
+  }
+  body = json_pack("{s:s, s:O}", "enrollment_token", o->token, "facts", facts);
+  if(!body) {
+    rc = MDM_ERR_NOMEM;
+    snprintf(err, n, "enroll failed: %s", mdm_strerror(rc));
+    goto out;
+  }
+  rc = mdm_client_post(client, "/v1/enroll", NULL, body, &resp);
+  if(rc) {
+    snprintf(err, n, "enroll failed: cannot reach '%s': %s", o->server,
+             resp.errmsg);
+    goto out;
+  }
+  if(resp.status < 200 || resp.status > 299) {
+    mdm_response_describe(&resp, why, sizeof(why));
+    snprintf(err, n, "enroll failed: %s", why);
+    rc = resp.status == 401 ? MDM_ERR_AUTH :
+         resp.status == 409 ? MDM_ERR_CONFLICT : MDM_ERR_IO;
+    goto out;
+  }
+  if(!json_is_object(resp.body)) {
+    snprintf(err, n, "enroll failed: invalid answer from server: "
+             "not a JSON object");
+    rc = MDM_ERR_INVAL;
+    goto out;
+  }
+  id = answer_str(resp.body, "device_id", MDM_DEVICE_ID_MAX - 1);
+  token = answer_str(resp.body, "device_token", TOKEN_MAX);
+  if(!id || !token) {
+    snprintf(err, n, "enroll failed: invalid answer from server: %s",
+             id ? "bad device_token" : "bad device_id");
+    rc = MDM_ERR_INVAL;
+    goto out;
+  }
+  iv = json_object_get(resp.body, "checkin_interval_s");
+  creds.checkin_interval_s = json_is_integer(iv) ?
+    mdm_state_clamp_interval(json_integer_value(iv)) : MDM_INTERVAL_DEFAULT;
+  /* Kept without a trailing '/': paths are appended to it. */
+  server_len = strlen(o->server);
+  while(server_len > 1 && o->server[server_len - 1] == '/')
+    server_len--;
+  creds.server = strndup(o->server, server_len);
+  if(!creds.server) {
+    rc = MDM_ERR_NOMEM;
+    snprintf(err, n, "enroll failed: %s", mdm_strerror(rc));
+    goto out;
+  }
+  creds.device_id = (char *)id;
+  creds.device_token = (char *)token;
+  creds.ca_file = o->ca_file ? ca_abs : NULL;
+  rc = mdm_state_save_creds(o->state_dir, &creds);
+  if(rc) {
+    snprintf(err, n, "enrolled as %s but cannot write the credentials in "
+             "'%s': %s", id, o->state_dir, mdm_strerror(rc));
+    goto out;
+  }
+  if(mdm_state_save_facts(o->state_dir, facts))
+    mdm_warn("cannot keep the enrolled facts in '%s'", o->state_dir);
+  mdm_strlcpy(device_id, id, MDM_DEVICE_ID_MAX);
+out:
+  free(creds.server);
+  mdm_response_release(&resp);
+  json_decref(body);
+  json_decref(facts);
+  mdm_client_free(client);
+  return rc;
+}

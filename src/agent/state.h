@@ -1,0 +1,55 @@
+/*
+ * state.h: the agent's state directory (default /var/lib/mdm-agent, mode
+ * 0700): the credentials an enrollment returned (credentials.json, 0600), the
+ * facts last seen (last_facts.json, 0600, to tell what changed) and the
+ * telemetry queue (queue/, see queue.h).  Every file is replaced atomically.
+ */
+#ifndef MDM_AGENT_STATE_H
+#define MDM_AGENT_STATE_H
+
+#include <stddef.h>
+#include <jansson.h>
+#include "core/rc.h"
+
+#define MDM_STATE_DEFAULT_DIR "/var/lib/mdm-agent"
+#define MDM_INTERVAL_MIN 5
+#define MDM_INTERVAL_MAX 86400
+#define MDM_INTERVAL_DEFAULT 300
+
+/* credentials.json: what enrollment gave this device. */
+struct mdm_creds {
+  char *server;             /* base URL, "https://mdm.example" */
+  char *device_id;
+  char *device_token;       /* secret: never log it */
+  char *ca_file;            /* CA bundle to trust, or NULL for the default */
+  long long checkin_interval_s;   /* in [MDM_INTERVAL_MIN, MDM_INTERVAL_MAX] */
+};
+
+/* Free the strings of c (scrubbing the token) and zero it. */
+void mdm_creds_release(struct mdm_creds *c);
+
+/* Clamp a check-in interval the server gave to [MIN, MAX]. */
+long long mdm_state_clamp_interval(long long s);
+
+/* Create dir (and parents) with mode 0700 if needed; tighten dir to 0700 if
+ * others can read it. */
+mdm_rc mdm_state_prepare(const char *dir);
+
+/* The path of name inside dir into out[n]. */
+mdm_rc mdm_state_path(const char *dir, const char *name, char *out, size_t n);
+
+/* Load credentials.json into *c (fields the caller must release with
+ * mdm_creds_release()).  MDM_ERR_NOTFOUND when not enrolled; MDM_ERR_INVAL
+ * with a reason in err[n] when the file is damaged. */
+mdm_rc mdm_state_load_creds(const char *dir, struct mdm_creds *c /* OUT */,
+                            char *err, size_t n);
+/* Write credentials.json (mode 0600) atomically. */
+mdm_rc mdm_state_save_creds(const char *dir, const struct mdm_creds *c);
+
+/* The facts last seen, from last_facts.json.  Caller owns *facts.
+ * MDM_ERR_NOTFOUND when none were kept (or the file is unreadable). */
+mdm_rc mdm_state_load_facts(const char *dir, json_t **facts /* OUT */);
+/* Keep facts (borrowed) as last_facts.json. */
+mdm_rc mdm_state_save_facts(const char *dir, json_t *facts);
+
+#endif
