@@ -236,6 +236,8 @@ mdm_rc mdm_auth_check(struct mdm_req *r)
     return MDM_OK;
   }
   rc = auth_device(r, token);
+  if(rc && !(need & MDM_AUTH_DEVICE))
+    return mdm_req_fail(r, rc, "invalid API token");
   if(rc)
     return rc;
   if(!(need & MDM_AUTH_DEVICE))
