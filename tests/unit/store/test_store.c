@@ -171,8 +171,20 @@ static void test_enroll_accounting(void **state)
   /* Inherited labels; uses counted. */
   assert_int_equal(f->st->ops->etoken_list(f->st, f->t.id, &out), MDM_OK);
   assert_int_equal(json_array_size(out), 3);
-  assert_int_equal(
-    json_integer_value(json_object_get(json_array_get(out, 0), "uses")), 3);
+  {
+    size_t k;
+    json_t *e;
+    int found = 0;
+    json_array_foreach(out, k, e) {
+      if(!strcmp(json_string_value(json_object_get(e, "id")), et)) {
+        assert_int_equal(json_integer_value(json_object_get(e, "uses")), 3);
+        assert_int_equal(json_integer_value(json_object_get(e, "max_uses")),
+                         3);
+        found = 1;
+      }
+    }
+    assert_true(found);
+  }
   json_decref(out);
   mdm_uuid_v4(et2);
   assert_int_equal(f->st->ops->etoken_create(f->st, f->t.id, et2, now + 60, 1,
