@@ -85,6 +85,32 @@ const struct mdm_migration mdm_sqlite_migrations[] = {
    "  prev_hash TEXT NOT NULL,"
    "  hash TEXT NOT NULL,"
    "  PRIMARY KEY (tenant_id, seq));"},
+  {2, "policies",
+   "CREATE TABLE policies ("
+   "  tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+   "  kind TEXT NOT NULL,"
+   "  name TEXT NOT NULL,"
+   "  version INTEGER NOT NULL,"
+   "  hash TEXT NOT NULL,"
+   "  doc TEXT NOT NULL,"
+   "  author TEXT NOT NULL,"
+   "  created_at INTEGER NOT NULL,"
+   "  updated_at INTEGER NOT NULL,"
+   "  PRIMARY KEY (tenant_id, kind, name));"
+   /* Bumped by every policy change: verdicts remember the generation they
+    * were computed under. */
+   "ALTER TABLE tenants ADD COLUMN policy_gen INTEGER NOT NULL DEFAULT 0;"
+   "ALTER TABLE device_status ADD COLUMN eval_gen INTEGER NOT NULL"
+   "  DEFAULT -1;"
+   "CREATE TABLE device_compliance ("
+   "  tenant_id TEXT NOT NULL,"
+   "  device_id TEXT NOT NULL,"
+   "  reasons TEXT NOT NULL DEFAULT '[]',"
+   "  changed_at INTEGER,"
+   "  evaluated_at INTEGER,"
+   "  PRIMARY KEY (tenant_id, device_id)) WITHOUT ROWID;"
+   "CREATE INDEX device_status_compliance"
+   "  ON device_status(tenant_id, compliance);"},
 };
 
 const int mdm_sqlite_n_migrations =

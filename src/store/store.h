@@ -55,12 +55,58 @@ struct mdm_enroll_in {
   int64_t now;
 };
 
+/* A compliance verdict computed by the caller (the evaluator is pure and
+ * lives outside the store).  It is written only if the tenant's policy
+ * generation is still gen, so a verdict made under replaced policies never
+ * lands. */
+struct mdm_verdict_in {
+  int64_t gen;
+  const char *state;          /* compliant | noncompliant | unknown */
+  const char *reasons_json;   /* JSON array */
+};
+
 struct mdm_checkin_in {
   const char *device_id;
   const char *facts_json;     /* canonical JSON */
   const char *facts_hash;     /* hex SHA-256 of facts_json */
   int64_t now;
+  const struct mdm_verdict_in *verdict;  /* NULL: not evaluated */
 };
+
+/* What a check-in needs to know to decide whether to evaluate. */
+struct mdm_eval_state {
+  char facts_hash[65];
+  char compliance[16];
+  int64_t eval_gen;           /* generation of the stored verdict, -1 none */
+  int64_t policy_gen;         /* the tenant's current generation */
+};
+
+/* A planned change to one policy document (see policy_apply). */
+struct mdm_policy_change {
+  const char *kind;
+  const char *name;
+  const char *doc_json;       /* canonical JSON; NULL deletes */
+  const char *hash;           /* SHA-256 of doc_json */
+  int64_t prior_version;      /* 0: must not exist; else the current one */
+};
+
+/* One device's new verdict from a tenant re-evaluation.  Written only if
+ * the device's facts are still facts_hash and the generation still gen. */
+struct mdm_compliance_put {
+  const char *device_id;
+  const char *facts_hash;     /* the facts it was computed from */
+  const char *state;
+  const char *reasons_json;
+};
+
+/* Called for each active device by device_eval_scan: values is the JSON
+ * array of the requested fact paths' values (null when absent); labels the
+ * device's labels.  Both borrowed for the call.  Return non-zero to stop. */
+typedef int (*mdm_eval_scan_fn)(void *ctx, const char *device_id,
+                                const char *platform, json_t *labels,
+                                const char *facts_hash, json_t *values,
+                                const char *compliance,
+                                const char *reasons_json);
 
 #define MDM_MAX_LABEL_FILTERS 8
 struct mdm_device_filter {
@@ -127,6 +173,33 @@ struct mdm_store_ops {
                          const char *id, json_t *labels_patch,
                          json_t *upn, const struct mdm_audit_in *a,
                          json_t **out);
+
+  mdm_rc (*device_eval_state)(struct mdm_store *s, const char *tenant,
+                              const char *device_id,
+                              struct mdm_eval_state *out, json_t **labels);
+  mdm_rc (*device_eval_scan)(struct mdm_store *s, const char *tenant,
+                             const char *const *paths, size_t n_paths,
+                             mdm_eval_scan_fn fn, void *ctx);
+  mdm_rc (*compliance_put)(struct mdm_store *s, const char *tenant,
+                           int64_t gen, const struct mdm_compliance_put *u,
+                           size_t n, int64_t now, size_t *n_changed);
+
+  mdm_rc (*policy_gen)(struct mdm_store *s, const char *tenant,
+                       int64_t *gen);
+  /* kind may be NULL (all kinds).  Items: {kind, name, version, hash,
+   * author, created_at, updated_at, document}. */
+  mdm_rc (*policy_list)(struct mdm_store *s, const char *tenant,
+                        const char *kind, json_t **items);
+  mdm_rc (*policy_get)(struct mdm_store *s, const char *tenant,
+                       const char *kind, const char *name, json_t **out);
+  /* All of ch or nothing, each with its audit record (action
+   * policy.create / policy.update / policy.delete); MDM_ERR_CONFLICT when a
+   * document's version is no longer prior_version.  Bumps the tenant's
+   * policy generation (returned in *gen) when anything changed.
+   * *results: [{kind, name, action, version}] in ch's order. */
+  mdm_rc (*policy_apply)(struct mdm_store *s, const char *tenant,
+                         const struct mdm_policy_change *ch, size_t n,
+                         const char *actor, json_t **results, int64_t *gen);
 
   mdm_rc (*telemetry_put)(struct mdm_store *s, const char *tenant,
                           const char *device_id, json_t *events,

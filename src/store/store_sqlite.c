@@ -949,9 +949,66 @@ static const char SQL_CHECKIN_FACTS[] =
   " os_build = json_extract(?3,'$.os.build'),"
   " os_kernel = json_extract(?3,'$.os.kernel')"
   " WHERE tenant_id = ?1 AND id = ?2";
+/* New facts invalidate the stored verdict's generation (-1) unless a new
+ * verdict comes with them. */
 static const char SQL_CHECKIN_HASH[] =
-  "UPDATE device_status SET facts_hash = ?3"
+  "UPDATE device_status SET facts_hash = ?3,"
+  " eval_gen = CASE WHEN ?4 THEN eval_gen ELSE -1 END"
   " WHERE tenant_id = ?1 AND device_id = ?2";
+static const char SQL_VERDICT_STATUS[] =
+  "UPDATE device_status SET compliance = ?3, eval_gen = ?4"
+  " WHERE tenant_id = ?1 AND device_id = ?2"
+  " AND (SELECT policy_gen FROM tenants WHERE id = ?1) = ?4";
+static const char SQL_VERDICT_REASONS[] =
+  "INSERT INTO device_compliance(tenant_id, device_id, reasons, changed_at,"
+  " evaluated_at) VALUES (?1, ?2, ?3, ?4, ?4)"
+  " ON CONFLICT(tenant_id, device_id) DO UPDATE SET"
+  " reasons = excluded.reasons, evaluated_at = excluded.evaluated_at,"
+  " changed_at = CASE WHEN ?5 THEN excluded.changed_at ELSE changed_at END";
+
+/* Store a verdict computed under generation gen, if gen is still current.
+ * old_state is the device's state before.  *is_written says whether it was
+ * stored, *is_changed whether the state changed (both may be NULL). */
+static mdm_rc write_verdict(struct sq_conn *c, const char *tenant,
+                            const char *device_id, int64_t gen,
+                            const char *state, const char *reasons,
+                            const char *old_state, int64_t now,
+                            int *is_written, int *is_changed)
+{
+  sqlite3_stmt *st = sq_stmt(c, SQL_VERDICT_STATUS);
+  int is_diff = strcmp(old_state, state) != 0;
+  mdm_rc rc;
+
+  if(is_changed)
+    *is_changed = 0;
+  if(is_written)
+    *is_written = 0;
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, tenant);
+  bind_text(st, 2, device_id);
+  bind_text(st, 3, state);
+  sqlite3_bind_int64(st, 4, gen);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(rc || sqlite3_changes(c->db) != 1)
+    return rc;  /* a newer generation exists: its evaluation wins */
+  st = sq_stmt(c, SQL_VERDICT_REASONS);
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, tenant);
+  bind_text(st, 2, device_id);
+  bind_text(st, 3, reasons ? reasons : "[]");
+  sqlite3_bind_int64(st, 4, now);
+  sqlite3_bind_int(st, 5, is_diff);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(!rc && is_changed)
+    *is_changed = is_diff;
+  if(!rc && is_written)
+    *is_written = 1;
+  return rc;
+}
 
 static mdm_rc job_checkin(struct sq_conn *c, struct sq_job *j)
 {
@@ -977,28 +1034,41 @@ static mdm_rc job_checkin(struct sq_conn *c, struct sq_job *j)
   else
     rc = r == SQLITE_DONE ? MDM_ERR_AUTH : MDM_ERR_STORE;
   sq_done(st);
-  if(rc || is_same)
-    return rc;
-
-  st = sq_stmt(c, SQL_CHECKIN_FACTS);
-  if(!st)
-    return MDM_ERR_STORE;
-  bind_text(st, 1, x->tenant);
-  bind_text(st, 2, in->device_id);
-  bind_text(st, 3, in->facts_json);
-  sqlite3_bind_int64(st, 4, in->now);
-  rc = sq_step_done(c, st);
-  sq_done(st);
   if(rc)
     return rc;
-  st = sq_stmt(c, SQL_CHECKIN_HASH);
-  if(!st)
-    return MDM_ERR_STORE;
-  bind_text(st, 1, x->tenant);
-  bind_text(st, 2, in->device_id);
-  bind_text(st, 3, in->facts_hash);
-  rc = sq_step_done(c, st);
-  sq_done(st);
+
+  if(!is_same) {
+    st = sq_stmt(c, SQL_CHECKIN_FACTS);
+    if(!st)
+      return MDM_ERR_STORE;
+    bind_text(st, 1, x->tenant);
+    bind_text(st, 2, in->device_id);
+    bind_text(st, 3, in->facts_json);
+    sqlite3_bind_int64(st, 4, in->now);
+    rc = sq_step_done(c, st);
+    sq_done(st);
+    if(rc)
+      return rc;
+    st = sq_stmt(c, SQL_CHECKIN_HASH);
+    if(!st)
+      return MDM_ERR_STORE;
+    bind_text(st, 1, x->tenant);
+    bind_text(st, 2, in->device_id);
+    bind_text(st, 3, in->facts_hash);
+    sqlite3_bind_int(st, 4, in->verdict != NULL);
+    rc = sq_step_done(c, st);
+    sq_done(st);
+    if(rc)
+      return rc;
+  }
+  if(in->verdict) {
+    int is_written = 0;
+    rc = write_verdict(c, x->tenant, in->device_id, in->verdict->gen,
+                       in->verdict->state, in->verdict->reasons_json,
+                       x->compliance, in->now, &is_written, NULL);
+    if(!rc && is_written)
+      mdm_strlcpy(x->compliance, in->verdict->state, sizeof(x->compliance));
+  }
   return rc;
 }
 
@@ -1046,10 +1116,13 @@ static mdm_rc sq_device_active(struct mdm_store *s, const char *tenant,
 #define DEVICE_COLS                                                         \
   "d.id, d.serial, d.platform, d.hostname, d.model, d.os_name,"             \
   " d.os_version, d.os_build, d.os_kernel, d.labels, d.upn, d.enrolled_at," \
-  " s.last_seen, s.state, s.compliance, d.facts, d.telemetry_dropped"
-#define DEVICE_FROM                                   \
-  " FROM devices d JOIN device_status s"              \
-  " ON s.tenant_id = d.tenant_id AND s.device_id = d.id"
+  " s.last_seen, s.state, s.compliance, d.facts, d.telemetry_dropped,"  \
+  " c.reasons, c.changed_at"
+#define DEVICE_FROM                                          \
+  " FROM devices d JOIN device_status s"                     \
+  " ON s.tenant_id = d.tenant_id AND s.device_id = d.id"     \
+  " LEFT JOIN device_compliance c"                           \
+  " ON c.tenant_id = d.tenant_id AND c.device_id = d.id"
 
 static json_t *device_row(sqlite3_stmt *st)
 {
@@ -1058,9 +1131,14 @@ static json_t *device_row(sqlite3_stmt *st)
                          "version", json_text_or_null(col_text(st, 6)),
                          "build", json_text_or_null(col_text(st, 7)),
                          "kernel", json_text_or_null(col_text(st, 8)));
+  json_t *reasons = json_parse_col(st, 17);
+  if(json_is_null(reasons)) {
+    json_decref(reasons);
+    reasons = json_array();
+  }
   return json_pack(
     "{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
-    " s:I}",
+    " s:I, s:o, s:o}",
     "id", col_text(st, 0), "serial", json_text_or_null(col_text(st, 1)),
     "platform", json_text_or_null(col_text(st, 2)), "hostname",
     json_text_or_null(col_text(st, 3)), "model",
@@ -1070,7 +1148,9 @@ static json_t *device_row(sqlite3_stmt *st)
     json_time_or_null(st, 11), "last_seen", json_time_or_null(st, 12),
     "state", json_text_or_null(col_text(st, 13)), "compliance",
     json_text_or_null(col_text(st, 14)), "facts", json_parse_col(st, 15),
-    "telemetry_dropped", (json_int_t)sqlite3_column_int64(st, 16));
+    "telemetry_dropped", (json_int_t)sqlite3_column_int64(st, 16),
+    "compliance_reasons", reasons, "compliance_changed_at",
+    json_time_or_null(st, 18));
 }
 
 static const char SQL_DEVICE_GET[] =
@@ -1310,6 +1390,452 @@ static mdm_rc sq_device_patch(struct mdm_store *s, const char *tenant,
   else
     json_decref(x.out);
   return MDM_OK;
+}
+
+/* ---- compliance ------------------------------------------------------- */
+
+static const char SQL_EVAL_STATE[] =
+  "SELECT s.facts_hash, s.compliance, s.eval_gen, t.policy_gen, d.labels"
+  " FROM device_status s JOIN tenants t ON t.id = s.tenant_id"
+  " JOIN devices d ON d.tenant_id = s.tenant_id AND d.id = s.device_id"
+  " WHERE s.tenant_id = ?1 AND s.device_id = ?2 AND s.state = 'active'";
+static const char SQL_EVAL_STATE_NARROW[] =
+  "SELECT s.facts_hash, s.compliance, s.eval_gen, t.policy_gen"
+  " FROM device_status s JOIN tenants t ON t.id = s.tenant_id"
+  " WHERE s.tenant_id = ?1 AND s.device_id = ?2 AND s.state = 'active'";
+
+static mdm_rc sq_device_eval_state(struct mdm_store *s, const char *tenant,
+                                   const char *device_id,
+                                   struct mdm_eval_state *out,
+                                   json_t **labels)
+{
+  struct sq_store *q = (struct sq_store *)s;
+  int slot, r;
+  struct sq_conn *c = sq_reader_get(q, &slot);
+  /* The labels live in the wide row: read it only when asked. */
+  sqlite3_stmt *st = sq_stmt(c, labels ? SQL_EVAL_STATE
+                                       : SQL_EVAL_STATE_NARROW);
+  mdm_rc rc = MDM_ERR_STORE;
+
+  memset(out, 0, sizeof(*out));
+  if(st) {
+    bind_text(st, 1, tenant);
+    bind_text(st, 2, device_id);
+    r = sqlite3_step(st);
+    if(r == SQLITE_ROW) {
+      mdm_strlcpy(out->facts_hash, col_text(st, 0) ? col_text(st, 0) : "",
+                  sizeof(out->facts_hash));
+      mdm_strlcpy(out->compliance, col_text(st, 1) ? col_text(st, 1)
+                                                   : "unknown",
+                  sizeof(out->compliance));
+      out->eval_gen = sqlite3_column_int64(st, 2);
+      out->policy_gen = sqlite3_column_int64(st, 3);
+      if(labels)
+        *labels = json_parse_col(st, 4);
+      rc = MDM_OK;
+    }
+    else if(r == SQLITE_DONE)
+      rc = MDM_ERR_AUTH;
+  }
+  sq_done(st);
+  sq_reader_put(q, slot);
+  return rc;
+}
+
+static mdm_rc sq_device_eval_scan(struct mdm_store *s, const char *tenant,
+                                  const char *const *paths, size_t n_paths,
+                                  mdm_eval_scan_fn fn, void *ctx)
+{
+  struct sq_store *q = (struct sq_store *)s;
+  struct mdm_buf sql, jp;
+  sqlite3_stmt *st = NULL;
+  struct sq_conn *c;
+  size_t i, n_sql_paths = n_paths == 1 ? 2 : n_paths;
+  int slot, r, idx;
+  mdm_rc rc;
+
+  mdm_buf_init(&sql, 64 * 1024);
+  rc = mdm_buf_puts(&sql, "SELECT d.id, d.platform, d.labels, s.facts_hash,"
+                          " s.compliance, c.reasons");
+  /* json_extract with two or more paths parses the facts once and returns
+   * an array; a single path gets a dummy second one for the same shape. */
+  if(!rc && n_paths) {
+    rc = mdm_buf_puts(&sql, ", json_extract(d.facts");
+    for(i = 0; !rc && i < n_sql_paths; i++)
+      rc = mdm_buf_printf(&sql, ", ?%zu", i + 2);
+    if(!rc)
+      rc = mdm_buf_puts(&sql, ")");
+  }
+  if(!rc)
+    rc = mdm_buf_puts(&sql, " FROM devices d JOIN device_status s"
+                            " ON s.tenant_id = d.tenant_id AND s.device_id ="
+                            " d.id LEFT JOIN device_compliance c ON"
+                            " c.tenant_id = d.tenant_id AND c.device_id ="
+                            " d.id WHERE d.tenant_id = ?1 AND s.state ="
+                            " 'active'");
+  if(rc) {
+    mdm_buf_release(&sql);
+    return rc;
+  }
+  c = sq_reader_get(q, &slot);
+  if(sqlite3_prepare_v2(c->db, sql.data, -1, &st, NULL) != SQLITE_OK) {
+    mdm_error("sqlite: prepare: %s", sqlite3_errmsg(c->db));
+    rc = MDM_ERR_STORE;
+    goto out;
+  }
+  bind_text(st, 1, tenant);
+  idx = 2;
+  mdm_buf_init(&jp, 1024);
+  for(i = 0; i < n_sql_paths; i++) {
+    mdm_buf_reset(&jp);
+    if(i < n_paths)
+      rc = mdm_buf_printf(&jp, "$.%s", paths[i]);
+    else
+      rc = mdm_buf_puts(&jp, "$.\"\"");
+    if(rc)
+      break;
+    bind_text(st, idx++, jp.data);
+  }
+  mdm_buf_release(&jp);
+  if(rc)
+    goto out;
+  while((r = sqlite3_step(st)) == SQLITE_ROW) {
+    json_t *labels = json_parse_col(st, 2), *values;
+    int stop;
+    if(n_paths) {
+      values = json_parse_col(st, 6);
+      if(!json_is_array(values)) {
+        json_decref(values);
+        values = json_array();
+      }
+    }
+    else
+      values = json_array();
+    stop = fn(ctx, col_text(st, 0), col_text(st, 1), labels, col_text(st, 3),
+              values, col_text(st, 4) ? col_text(st, 4) : "unknown",
+              col_text(st, 5) ? col_text(st, 5) : "[]");
+    json_decref(labels);
+    json_decref(values);
+    if(stop)
+      break;
+  }
+  if(r != SQLITE_ROW && r != SQLITE_DONE)
+    rc = MDM_ERR_STORE;
+out:
+  sqlite3_finalize(st);
+  sq_reader_put(q, slot);
+  mdm_buf_release(&sql);
+  return rc;
+}
+
+struct compliance_args {
+  const char *tenant;
+  int64_t gen, now;
+  const struct mdm_compliance_put *u;
+  size_t n, n_changed;
+};
+
+static const char SQL_COMPLIANCE_CUR[] =
+  "SELECT compliance FROM device_status WHERE tenant_id = ?1"
+  " AND device_id = ?2 AND facts_hash = ?3 AND state = 'active'";
+
+static mdm_rc job_compliance_put(struct sq_conn *c, struct sq_job *j)
+{
+  struct compliance_args *x = j->arg;
+  size_t i;
+  for(i = 0; i < x->n; i++) {
+    const struct mdm_compliance_put *u = &x->u[i];
+    sqlite3_stmt *st = sq_stmt(c, SQL_COMPLIANCE_CUR);
+    char old[16];
+    int is_changed = 0, r;
+    mdm_rc rc;
+    if(!st)
+      return MDM_ERR_STORE;
+    bind_text(st, 1, x->tenant);
+    bind_text(st, 2, u->device_id);
+    bind_text(st, 3, u->facts_hash);
+    r = sqlite3_step(st);
+    if(r == SQLITE_ROW)
+      mdm_strlcpy(old, col_text(st, 0) ? col_text(st, 0) : "unknown",
+                  sizeof(old));
+    sq_done(st);
+    if(r != SQLITE_ROW) {
+      if(r != SQLITE_DONE)
+        return MDM_ERR_STORE;
+      continue;  /* facts changed since: that check-in evaluates */
+    }
+    rc = write_verdict(c, x->tenant, u->device_id, x->gen, u->state,
+                       u->reasons_json, old, x->now, NULL, &is_changed);
+    if(rc)
+      return rc;
+    x->n_changed += (size_t)is_changed;
+  }
+  return MDM_OK;
+}
+
+static mdm_rc sq_compliance_put(struct mdm_store *s, const char *tenant,
+                                int64_t gen,
+                                const struct mdm_compliance_put *u, size_t n,
+                                int64_t now, size_t *n_changed)
+{
+  struct compliance_args x = {tenant, gen, now, u, n, 0};
+  mdm_rc rc = sq_submit((struct sq_store *)s, job_compliance_put, &x);
+  if(!rc && n_changed)
+    *n_changed = x.n_changed;
+  return rc;
+}
+
+/* ---- policies --------------------------------------------------------- */
+
+static const char SQL_POLICY_GEN[] =
+  "SELECT policy_gen FROM tenants WHERE id = ?1";
+
+static mdm_rc sq_policy_gen(struct mdm_store *s, const char *tenant,
+                            int64_t *gen)
+{
+  struct sq_store *q = (struct sq_store *)s;
+  int slot, r;
+  struct sq_conn *c = sq_reader_get(q, &slot);
+  sqlite3_stmt *st = sq_stmt(c, SQL_POLICY_GEN);
+  mdm_rc rc = MDM_ERR_STORE;
+  if(st) {
+    bind_text(st, 1, tenant);
+    r = sqlite3_step(st);
+    if(r == SQLITE_ROW) {
+      *gen = sqlite3_column_int64(st, 0);
+      rc = MDM_OK;
+    }
+    else if(r == SQLITE_DONE)
+      rc = MDM_ERR_NOTFOUND;
+  }
+  sq_done(st);
+  sq_reader_put(q, slot);
+  return rc;
+}
+
+static json_t *policy_row(sqlite3_stmt *st)
+{
+  return json_pack("{s:s, s:s, s:I, s:s, s:s, s:o, s:o, s:o}", "kind",
+                   col_text(st, 0), "name", col_text(st, 1), "version",
+                   (json_int_t)sqlite3_column_int64(st, 2), "hash",
+                   col_text(st, 3), "author", col_text(st, 4), "created_at",
+                   json_time_or_null(st, 5), "updated_at",
+                   json_time_or_null(st, 6), "document",
+                   json_parse_col(st, 7));
+}
+
+static const char SQL_POLICY_LIST[] =
+  "SELECT kind, name, version, hash, author, created_at, updated_at, doc"
+  " FROM policies WHERE tenant_id = ?1 AND (?2 IS NULL OR kind = ?2)"
+  " ORDER BY kind, name";
+static const char SQL_POLICY_GET[] =
+  "SELECT kind, name, version, hash, author, created_at, updated_at, doc"
+  " FROM policies WHERE tenant_id = ?1 AND kind = ?2 AND name = ?3";
+
+static mdm_rc sq_policy_list(struct mdm_store *s, const char *tenant,
+                             const char *kind, json_t **items)
+{
+  struct sq_store *q = (struct sq_store *)s;
+  int slot, r;
+  struct sq_conn *c = sq_reader_get(q, &slot);
+  sqlite3_stmt *st = sq_stmt(c, SQL_POLICY_LIST);
+  json_t *arr = json_array();
+  mdm_rc rc = MDM_OK;
+  if(!st || !arr) {
+    rc = st ? MDM_ERR_NOMEM : MDM_ERR_STORE;
+    goto out;
+  }
+  bind_text(st, 1, tenant);
+  bind_text(st, 2, kind);
+  while((r = sqlite3_step(st)) == SQLITE_ROW)
+    json_array_append_new(arr, policy_row(st));
+  if(r != SQLITE_DONE)
+    rc = MDM_ERR_STORE;
+out:
+  sq_done(st);
+  sq_reader_put(q, slot);
+  if(rc) {
+    json_decref(arr);
+    return rc;
+  }
+  *items = arr;
+  return MDM_OK;
+}
+
+static mdm_rc sq_policy_get(struct mdm_store *s, const char *tenant,
+                            const char *kind, const char *name, json_t **out)
+{
+  struct sq_store *q = (struct sq_store *)s;
+  int slot, r;
+  struct sq_conn *c = sq_reader_get(q, &slot);
+  sqlite3_stmt *st = sq_stmt(c, SQL_POLICY_GET);
+  mdm_rc rc = MDM_ERR_STORE;
+  if(st) {
+    bind_text(st, 1, tenant);
+    bind_text(st, 2, kind);
+    bind_text(st, 3, name);
+    r = sqlite3_step(st);
+    if(r == SQLITE_ROW) {
+      *out = policy_row(st);
+      rc = *out ? MDM_OK : MDM_ERR_NOMEM;
+    }
+    else if(r == SQLITE_DONE)
+      rc = MDM_ERR_NOTFOUND;
+  }
+  sq_done(st);
+  sq_reader_put(q, slot);
+  return rc;
+}
+
+struct policy_apply_args {
+  const char *tenant, *actor;
+  const struct mdm_policy_change *ch;
+  size_t n;
+  int64_t now, gen;
+  json_t *results;
+};
+
+static const char SQL_POLICY_VERSION[] =
+  "SELECT version FROM policies WHERE tenant_id = ?1 AND kind = ?2"
+  " AND name = ?3";
+static const char SQL_POLICY_INSERT[] =
+  "INSERT INTO policies(tenant_id, kind, name, version, hash, doc, author,"
+  " created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)"
+  " ON CONFLICT(tenant_id, kind, name) DO UPDATE SET version = ?4,"
+  " hash = ?5, doc = ?6, author = ?7, updated_at = ?8";
+static const char SQL_POLICY_DELETE[] =
+  "DELETE FROM policies WHERE tenant_id = ?1 AND kind = ?2 AND name = ?3";
+static const char SQL_POLICY_BUMP[] =
+  "UPDATE tenants SET policy_gen = policy_gen + 1 WHERE id = ?1"
+  " RETURNING policy_gen";
+
+static mdm_rc job_policy_apply(struct sq_conn *c, struct sq_job *j)
+{
+  struct policy_apply_args *x = j->arg;
+  size_t i;
+  mdm_rc rc = MDM_OK;
+
+  for(i = 0; i < x->n; i++) {
+    const struct mdm_policy_change *ch = &x->ch[i];
+    sqlite3_stmt *st = sq_stmt(c, SQL_POLICY_VERSION);
+    struct mdm_audit_in a;
+    const char *action;
+    int64_t cur = 0, version;
+    json_t *detail;
+    int r;
+
+    if(!st)
+      return MDM_ERR_STORE;
+    bind_text(st, 1, x->tenant);
+    bind_text(st, 2, ch->kind);
+    bind_text(st, 3, ch->name);
+    r = sqlite3_step(st);
+    if(r == SQLITE_ROW)
+      cur = sqlite3_column_int64(st, 0);
+    sq_done(st);
+    if(r != SQLITE_ROW && r != SQLITE_DONE)
+      return MDM_ERR_STORE;
+    if(cur != ch->prior_version || (!ch->doc_json && cur == 0))
+      return MDM_ERR_CONFLICT;
+    if(ch->doc_json) {
+      version = cur + 1;
+      action = cur ? "policy.update" : "policy.create";
+      st = sq_stmt(c, SQL_POLICY_INSERT);
+      if(!st)
+        return MDM_ERR_STORE;
+      bind_text(st, 1, x->tenant);
+      bind_text(st, 2, ch->kind);
+      bind_text(st, 3, ch->name);
+      sqlite3_bind_int64(st, 4, version);
+      bind_text(st, 5, ch->hash);
+      bind_text(st, 6, ch->doc_json);
+      bind_text(st, 7, x->actor);
+      sqlite3_bind_int64(st, 8, x->now);
+    }
+    else {
+      version = cur;
+      action = "policy.delete";
+      st = sq_stmt(c, SQL_POLICY_DELETE);
+      if(!st)
+        return MDM_ERR_STORE;
+      bind_text(st, 1, x->tenant);
+      bind_text(st, 2, ch->kind);
+      bind_text(st, 3, ch->name);
+    }
+    rc = sq_step_done(c, st);
+    sq_done(st);
+    if(rc)
+      return rc;
+    detail = json_pack("{s:s, s:s, s:I, s:s*}", "kind", ch->kind, "name",
+                       ch->name, "version", (json_int_t)version, "hash",
+                       ch->hash);
+    {
+      char target[200];
+      snprintf(target, sizeof(target), "%s/%s", ch->kind, ch->name);
+      a.actor = x->actor;
+      a.action = action;
+      a.target = target;
+      a.detail = detail;
+      rc = sq_audit(c, x->tenant, &a);
+    }
+    json_decref(detail);
+    if(rc)
+      return rc;
+    json_array_append_new(
+      x->results,
+      json_pack("{s:s, s:s, s:s, s:I}", "kind", ch->kind, "name", ch->name,
+                "action", ch->doc_json ? (cur ? "updated" : "created")
+                                       : "deleted",
+                "version", (json_int_t)version));
+  }
+  if(x->n) {
+    sqlite3_stmt *st = sq_stmt(c, SQL_POLICY_BUMP);
+    int r;
+    if(!st)
+      return MDM_ERR_STORE;
+    bind_text(st, 1, x->tenant);
+    r = sqlite3_step(st);
+    if(r == SQLITE_ROW) {
+      x->gen = sqlite3_column_int64(st, 0);
+      r = sqlite3_step(st);
+    }
+    sq_done(st);
+    if(r != SQLITE_DONE)
+      return MDM_ERR_STORE;
+  }
+  return MDM_OK;
+}
+
+static mdm_rc sq_policy_apply(struct mdm_store *s, const char *tenant,
+                              const struct mdm_policy_change *ch, size_t n,
+                              const char *actor, json_t **results,
+                              int64_t *gen)
+{
+  struct policy_apply_args x;
+  mdm_rc rc;
+  memset(&x, 0, sizeof(x));
+  x.tenant = tenant;
+  x.actor = actor;
+  x.ch = ch;
+  x.n = n;
+  x.now = mdm_now_ms() / 1000;
+  x.results = json_array();
+  if(!x.results)
+    return MDM_ERR_NOMEM;
+  rc = sq_submit((struct sq_store *)s, job_policy_apply, &x);
+  if(rc) {
+    json_decref(x.results);
+    return rc;
+  }
+  if(!n)
+    rc = sq_policy_gen(s, tenant, &x.gen);
+  if(gen)
+    *gen = x.gen;
+  if(results)
+    *results = x.results;
+  else
+    json_decref(x.results);
+  return rc;
 }
 
 /* ---- telemetry -------------------------------------------------------- */
@@ -1633,6 +2159,13 @@ static const struct mdm_store_ops sqlite_ops = {
   .device_get = sq_device_get,
   .device_list = sq_device_list,
   .device_patch = sq_device_patch,
+  .device_eval_state = sq_device_eval_state,
+  .device_eval_scan = sq_device_eval_scan,
+  .compliance_put = sq_compliance_put,
+  .policy_gen = sq_policy_gen,
+  .policy_list = sq_policy_list,
+  .policy_get = sq_policy_get,
+  .policy_apply = sq_policy_apply,
   .telemetry_put = sq_telemetry_put,
   .audit_list = sq_audit_list,
   .audit_verify = sq_audit_verify,
