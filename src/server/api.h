@@ -25,6 +25,13 @@ mdm_rc mdm_api_devices_list(struct mdm_req *r);
 mdm_rc mdm_api_devices_get(struct mdm_req *r);
 mdm_rc mdm_api_devices_patch(struct mdm_req *r);
 
+mdm_rc mdm_api_policies_list(struct mdm_req *r);
+mdm_rc mdm_api_policies_get(struct mdm_req *r);
+mdm_rc mdm_api_policies_put(struct mdm_req *r);
+mdm_rc mdm_api_policies_delete(struct mdm_req *r);
+mdm_rc mdm_api_policies_apply(struct mdm_req *r);
+mdm_rc mdm_api_agent_policy(struct mdm_req *r);
+
 mdm_rc mdm_api_audit_list(struct mdm_req *r);
 mdm_rc mdm_api_audit_verify(struct mdm_req *r);
 

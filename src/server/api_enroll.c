@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "crypto/jwt.h"
+#include "crypto/key.h"
 #include "server/api.h"
 
 #define FACTS_MAX (64 * 1024)
@@ -193,7 +194,7 @@ mdm_rc mdm_api_enroll(struct mdm_req *r)
   json_t *body = NULL, *claims = NULL, *facts, *detail = NULL;
   const char *etok, *tenant, *jti;
   char device_id[MDM_UUID_LEN + 1], token_jti[MDM_UUID_LEN + 1];
-  char *facts_text = NULL, *dtoken = NULL, hash[65];
+  char *facts_text = NULL, *dtoken = NULL, *pubkey = NULL, hash[65];
   int64_t now = mdm_now_ms() / 1000;
   struct mdm_enroll_in in;
   struct mdm_audit_in a;
@@ -282,11 +283,20 @@ mdm_rc mdm_api_enroll(struct mdm_req *r)
     goto out;
   mdm_info("device %s enrolled in tenant %s", device_id, tenant);
   snprintf(r->location, sizeof(r->location), "/v1/devices/%s", device_id);
+  /* The tenant's public key: the agent verifies its policy bundles with it
+   * (addition to CONTRACT §2's enroll answer). */
+  rc = mdm_key_to_pem(key, 0, &pubkey);
+  if(rc) {
+    mdm_req_fail(r, rc, "cannot export the tenant key");
+    goto out;
+  }
   rc = mdm_req_reply_json(
-    r, 201, json_pack("{s:s, s:s, s:i, s:n}", "device_id", device_id,
+    r, 201, json_pack("{s:s, s:s, s:i, s:n, s:s}", "device_id", device_id,
                       "device_token", dtoken, "checkin_interval_s",
-                      r->srv->cfg.checkin_interval_s, "mqtt"));
+                      r->srv->cfg.checkin_interval_s, "mqtt", "policy_key",
+                      pubkey));
 out:
+  free(pubkey);
   free(dtoken);
   free(facts_text);
   json_decref(detail);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "core/log.h"
 #include "core/util.h"
+#include "server/policyset.h"
 #include "server/server.h"
 
 static const char usage_text[] =
@@ -315,7 +316,8 @@ int main(int argc, char **argv)
   umask(077);
   if(open_store(&srv.cfg, &srv.store))
     return 1;
-  if(mdm_keycache_new(&srv.keys) || mdm_tokcache_new(&srv.devtokens))
+  if(mdm_keycache_new(&srv.keys) || mdm_tokcache_new(&srv.devtokens) ||
+     mdm_policycache_new(&srv.policies))
     goto out;
   if(mdm_bootstrap(&srv))
     goto out;
@@ -342,6 +344,7 @@ out:
   mdm_store_close(srv.store);
   mdm_keycache_free(srv.keys);
   mdm_tokcache_free(srv.devtokens);
+  mdm_policycache_free(srv.policies);
   if(!ret)
     mdm_info("stopped");
   return ret;

@@ -32,6 +32,13 @@ const struct mdm_route mdm_routes[] = {
   {"GET", "/v1/devices/{id}", mdm_api_devices_get, READ_ROLES},
   {"PATCH", "/v1/devices/{id}", mdm_api_devices_patch, ADMIN_ROLES},
 
+  {"GET", "/v1/policies", mdm_api_policies_list, READ_ROLES},
+  {"POST", "/v1/policies:apply", mdm_api_policies_apply, ADMIN_ROLES},
+  {"GET", "/v1/policies/{kind}/{name}", mdm_api_policies_get, READ_ROLES},
+  {"PUT", "/v1/policies/{kind}/{name}", mdm_api_policies_put, ADMIN_ROLES},
+  {"DELETE", "/v1/policies/{kind}/{name}", mdm_api_policies_delete,
+   ADMIN_ROLES},
+
   {"GET", "/v1/audit", mdm_api_audit_list, AUDIT_ROLES},
   {"GET", "/v1/audit/verify", mdm_api_audit_verify, AUDIT_ROLES},
 
@@ -39,6 +46,7 @@ const struct mdm_route mdm_routes[] = {
   {"POST", "/v1/enroll", mdm_api_enroll, MDM_AUTH_PUBLIC},
   {"POST", "/v1/agent/checkin", mdm_api_agent_checkin, MDM_AUTH_DEVICE},
   {"POST", "/v1/agent/telemetry", mdm_api_agent_telemetry, MDM_AUTH_DEVICE},
+  {"GET", "/v1/agent/policy", mdm_api_agent_policy, MDM_AUTH_DEVICE},
 };
 
 const int mdm_n_routes = (int)(sizeof(mdm_routes) / sizeof(mdm_routes[0]));

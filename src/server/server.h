@@ -27,12 +27,14 @@ struct mdm_config {
 
 struct mdm_keycache;
 struct mdm_tokcache;
+struct mdm_policycache;
 
 struct mdm_server {
   struct mdm_config cfg;
   struct mdm_store *store;
   struct mdm_keycache *keys;
   struct mdm_tokcache *devtokens;
+  struct mdm_policycache *policies;
   struct MHD_Daemon *httpd;
   atomic_int in_flight;       /* requests being handled */
   atomic_int is_draining;

@@ -102,6 +102,11 @@ const struct mdm_migration mdm_sqlite_migrations[] = {
    "ALTER TABLE tenants ADD COLUMN policy_gen INTEGER NOT NULL DEFAULT 0;"
    "ALTER TABLE device_status ADD COLUMN eval_gen INTEGER NOT NULL"
    "  DEFAULT -1;"
+   /* The ETag of the device's configuration bundle, computed with the
+    * verdict (both depend on the generation, platform and labels). */
+   "ALTER TABLE device_status ADD COLUMN policy_etag TEXT;"
+   /* What the agent last said of each setting of its bundle. */
+   "ALTER TABLE devices ADD COLUMN policy_status TEXT;"
    "CREATE TABLE device_compliance ("
    "  tenant_id TEXT NOT NULL,"
    "  device_id TEXT NOT NULL,"

@@ -63,12 +63,16 @@ struct mdm_verdict_in {
   int64_t gen;
   const char *state;          /* compliant | noncompliant | unknown */
   const char *reasons_json;   /* JSON array */
+  const char *policy_etag;    /* the device's bundle ETag, or NULL */
 };
 
 struct mdm_checkin_in {
   const char *device_id;
   const char *facts_json;     /* canonical JSON */
-  const char *facts_hash;     /* hex SHA-256 of facts_json */
+  const char *policy_status_json; /* canonical JSON or NULL */
+  const char *facts_hash;     /* hex SHA-256 over facts and policy status:
+                               * the wide row is rewritten only when it
+                               * changes */
   int64_t now;
   const struct mdm_verdict_in *verdict;  /* NULL: not evaluated */
 };
@@ -77,6 +81,7 @@ struct mdm_checkin_in {
 struct mdm_eval_state {
   char facts_hash[65];
   char compliance[16];
+  char policy_etag[72];       /* "" when none */
   int64_t eval_gen;           /* generation of the stored verdict, -1 none */
   int64_t policy_gen;         /* the tenant's current generation */
 };
@@ -97,6 +102,7 @@ struct mdm_compliance_put {
   const char *facts_hash;     /* the facts it was computed from */
   const char *state;
   const char *reasons_json;
+  const char *policy_etag;
 };
 
 /* Called for each active device by device_eval_scan: values is the JSON
@@ -106,7 +112,8 @@ typedef int (*mdm_eval_scan_fn)(void *ctx, const char *device_id,
                                 const char *platform, json_t *labels,
                                 const char *facts_hash, json_t *values,
                                 const char *compliance,
-                                const char *reasons_json);
+                                const char *reasons_json,
+                                const char *policy_etag);
 
 #define MDM_MAX_LABEL_FILTERS 8
 struct mdm_device_filter {

@@ -939,7 +939,7 @@ static const char SQL_CHECKIN_STATUS[] =
   " WHERE tenant_id = ?1 AND device_id = ?2 AND state = 'active'"
   " RETURNING facts_hash, compliance";
 static const char SQL_CHECKIN_FACTS[] =
-  "UPDATE devices SET facts = ?3, facts_updated_at = ?4,"
+  "UPDATE devices SET facts = ?3, facts_updated_at = ?4, policy_status = ?5,"
   " serial = json_extract(?3,'$.serial'),"
   " platform = json_extract(?3,'$.platform'),"
   " hostname = json_extract(?3,'$.hostname'),"
@@ -956,7 +956,7 @@ static const char SQL_CHECKIN_HASH[] =
   " eval_gen = CASE WHEN ?4 THEN eval_gen ELSE -1 END"
   " WHERE tenant_id = ?1 AND device_id = ?2";
 static const char SQL_VERDICT_STATUS[] =
-  "UPDATE device_status SET compliance = ?3, eval_gen = ?4"
+  "UPDATE device_status SET compliance = ?3, eval_gen = ?4, policy_etag = ?5"
   " WHERE tenant_id = ?1 AND device_id = ?2"
   " AND (SELECT policy_gen FROM tenants WHERE id = ?1) = ?4";
 static const char SQL_VERDICT_REASONS[] =
@@ -972,8 +972,8 @@ static const char SQL_VERDICT_REASONS[] =
 static mdm_rc write_verdict(struct sq_conn *c, const char *tenant,
                             const char *device_id, int64_t gen,
                             const char *state, const char *reasons,
-                            const char *old_state, int64_t now,
-                            int *is_written, int *is_changed)
+                            const char *etag, const char *old_state,
+                            int64_t now, int *is_written, int *is_changed)
 {
   sqlite3_stmt *st = sq_stmt(c, SQL_VERDICT_STATUS);
   int is_diff = strcmp(old_state, state) != 0;
@@ -989,6 +989,7 @@ static mdm_rc write_verdict(struct sq_conn *c, const char *tenant,
   bind_text(st, 2, device_id);
   bind_text(st, 3, state);
   sqlite3_bind_int64(st, 4, gen);
+  bind_text(st, 5, etag);
   rc = sq_step_done(c, st);
   sq_done(st);
   if(rc || sqlite3_changes(c->db) != 1)
@@ -1045,6 +1046,7 @@ static mdm_rc job_checkin(struct sq_conn *c, struct sq_job *j)
     bind_text(st, 2, in->device_id);
     bind_text(st, 3, in->facts_json);
     sqlite3_bind_int64(st, 4, in->now);
+    bind_text(st, 5, in->policy_status_json);
     rc = sq_step_done(c, st);
     sq_done(st);
     if(rc)
@@ -1065,7 +1067,8 @@ static mdm_rc job_checkin(struct sq_conn *c, struct sq_job *j)
     int is_written = 0;
     rc = write_verdict(c, x->tenant, in->device_id, in->verdict->gen,
                        in->verdict->state, in->verdict->reasons_json,
-                       x->compliance, in->now, &is_written, NULL);
+                       in->verdict->policy_etag, x->compliance, in->now,
+                       &is_written, NULL);
     if(!rc && is_written)
       mdm_strlcpy(x->compliance, in->verdict->state, sizeof(x->compliance));
   }
@@ -1117,7 +1120,7 @@ static mdm_rc sq_device_active(struct mdm_store *s, const char *tenant,
   "d.id, d.serial, d.platform, d.hostname, d.model, d.os_name,"             \
   " d.os_version, d.os_build, d.os_kernel, d.labels, d.upn, d.enrolled_at," \
   " s.last_seen, s.state, s.compliance, d.facts, d.telemetry_dropped,"  \
-  " c.reasons, c.changed_at"
+  " c.reasons, c.changed_at, d.policy_status, s.policy_etag"
 #define DEVICE_FROM                                          \
   " FROM devices d JOIN device_status s"                     \
   " ON s.tenant_id = d.tenant_id AND s.device_id = d.id"     \
@@ -1138,7 +1141,7 @@ static json_t *device_row(sqlite3_stmt *st)
   }
   return json_pack(
     "{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
-    " s:I, s:o, s:o}",
+    " s:I, s:o, s:o, s:o, s:o}",
     "id", col_text(st, 0), "serial", json_text_or_null(col_text(st, 1)),
     "platform", json_text_or_null(col_text(st, 2)), "hostname",
     json_text_or_null(col_text(st, 3)), "model",
@@ -1150,7 +1153,8 @@ static json_t *device_row(sqlite3_stmt *st)
     json_text_or_null(col_text(st, 14)), "facts", json_parse_col(st, 15),
     "telemetry_dropped", (json_int_t)sqlite3_column_int64(st, 16),
     "compliance_reasons", reasons, "compliance_changed_at",
-    json_time_or_null(st, 18));
+    json_time_or_null(st, 18), "policy_status", json_parse_col(st, 19),
+    "policy_etag", json_text_or_null(col_text(st, 20)));
 }
 
 static const char SQL_DEVICE_GET[] =
@@ -1299,6 +1303,9 @@ struct patch_args {
 
 static const char SQL_DEVICE_LABELS[] =
   "SELECT labels, upn FROM devices WHERE tenant_id = ?1 AND id = ?2";
+static const char SQL_DEVICE_STALE[] =
+  "UPDATE device_status SET eval_gen = -1"
+  " WHERE tenant_id = ?1 AND device_id = ?2";
 static const char SQL_DEVICE_PATCH[] =
   "UPDATE devices SET labels = ?3, upn = ?4 WHERE tenant_id = ?1 AND id = ?2";
 
@@ -1363,6 +1370,20 @@ static mdm_rc job_device_patch(struct sq_conn *c, struct sq_job *j)
   sq_done(st);
   if(rc)
     goto out;
+  if(x->labels_patch) {
+    /* Labels select policies: the stored verdict is stale now. */
+    st = sq_stmt(c, SQL_DEVICE_STALE);
+    if(!st) {
+      rc = MDM_ERR_STORE;
+      goto out;
+    }
+    bind_text(st, 1, x->tenant);
+    bind_text(st, 2, x->id);
+    rc = sq_step_done(c, st);
+    sq_done(st);
+    if(rc)
+      goto out;
+  }
   rc = sq_audit(c, x->tenant, x->a);
   if(rc)
     goto out;
@@ -1395,12 +1416,14 @@ static mdm_rc sq_device_patch(struct mdm_store *s, const char *tenant,
 /* ---- compliance ------------------------------------------------------- */
 
 static const char SQL_EVAL_STATE[] =
-  "SELECT s.facts_hash, s.compliance, s.eval_gen, t.policy_gen, d.labels"
+  "SELECT s.facts_hash, s.compliance, s.eval_gen, t.policy_gen,"
+  " s.policy_etag, d.labels"
   " FROM device_status s JOIN tenants t ON t.id = s.tenant_id"
   " JOIN devices d ON d.tenant_id = s.tenant_id AND d.id = s.device_id"
   " WHERE s.tenant_id = ?1 AND s.device_id = ?2 AND s.state = 'active'";
 static const char SQL_EVAL_STATE_NARROW[] =
-  "SELECT s.facts_hash, s.compliance, s.eval_gen, t.policy_gen"
+  "SELECT s.facts_hash, s.compliance, s.eval_gen, t.policy_gen,"
+  " s.policy_etag"
   " FROM device_status s JOIN tenants t ON t.id = s.tenant_id"
   " WHERE s.tenant_id = ?1 AND s.device_id = ?2 AND s.state = 'active'";
 
@@ -1430,8 +1453,10 @@ static mdm_rc sq_device_eval_state(struct mdm_store *s, const char *tenant,
                   sizeof(out->compliance));
       out->eval_gen = sqlite3_column_int64(st, 2);
       out->policy_gen = sqlite3_column_int64(st, 3);
+      mdm_strlcpy(out->policy_etag, col_text(st, 4) ? col_text(st, 4) : "",
+                  sizeof(out->policy_etag));
       if(labels)
-        *labels = json_parse_col(st, 4);
+        *labels = json_parse_col(st, 5);
       rc = MDM_OK;
     }
     else if(r == SQLITE_DONE)
@@ -1456,7 +1481,7 @@ static mdm_rc sq_device_eval_scan(struct mdm_store *s, const char *tenant,
 
   mdm_buf_init(&sql, 64 * 1024);
   rc = mdm_buf_puts(&sql, "SELECT d.id, d.platform, d.labels, s.facts_hash,"
-                          " s.compliance, c.reasons");
+                          " s.compliance, c.reasons, s.policy_etag");
   /* json_extract with two or more paths parses the facts once and returns
    * an array; a single path gets a dummy second one for the same shape. */
   if(!rc && n_paths) {
@@ -1503,7 +1528,7 @@ static mdm_rc sq_device_eval_scan(struct mdm_store *s, const char *tenant,
     json_t *labels = json_parse_col(st, 2), *values;
     int stop;
     if(n_paths) {
-      values = json_parse_col(st, 6);
+      values = json_parse_col(st, 7);
       if(!json_is_array(values)) {
         json_decref(values);
         values = json_array();
@@ -1513,7 +1538,7 @@ static mdm_rc sq_device_eval_scan(struct mdm_store *s, const char *tenant,
       values = json_array();
     stop = fn(ctx, col_text(st, 0), col_text(st, 1), labels, col_text(st, 3),
               values, col_text(st, 4) ? col_text(st, 4) : "unknown",
-              col_text(st, 5) ? col_text(st, 5) : "[]");
+              col_text(st, 5) ? col_text(st, 5) : "[]", col_text(st, 6));
     json_decref(labels);
     json_decref(values);
     if(stop)
@@ -1565,7 +1590,8 @@ static mdm_rc job_compliance_put(struct sq_conn *c, struct sq_job *j)
       continue;  /* facts changed since: that check-in evaluates */
     }
     rc = write_verdict(c, x->tenant, u->device_id, x->gen, u->state,
-                       u->reasons_json, old, x->now, NULL, &is_changed);
+                       u->reasons_json, u->policy_etag, old, x->now, NULL,
+                       &is_changed);
     if(rc)
       return rc;
     x->n_changed += (size_t)is_changed;
