@@ -222,6 +222,7 @@ static void test_checkin_and_list(void **state)
                                              : "{\"platform\":\"macos\"}",
                                 ids[i]), MDM_OK);
   mdm_sha256_hex(facts2, strlen(facts2), hash);
+  memset(&in, 0, sizeof(in));
   in.device_id = ids[0];
   in.facts_json = facts2;
   in.facts_hash = hash;
@@ -381,6 +382,148 @@ static void test_audit_rollback_with_failed_change(void **state)
   assert_int_equal(v.records, 1);  /* only tenant.create */
 }
 
+
+static int scan_cb(void *ctx, const char *device_id, const char *platform,
+                   json_t *labels, const char *facts_hash, json_t *values,
+                   const char *compliance, const char *reasons_json,
+                   const char *policy_etag)
+{
+  json_t *seen = ctx;
+  (void)labels;
+  (void)facts_hash;
+  (void)reasons_json;
+  (void)policy_etag;
+  json_object_set_new(seen, device_id,
+                      json_pack("{s:s?, s:O, s:s}", "platform", platform,
+                                "values", values, "compliance", compliance));
+  return 0;
+}
+
+static void test_policies_and_verdicts(void **state)
+{
+  struct fx *f = *state;
+  struct mdm_policy_change ch[2];
+  struct mdm_audit_verify v;
+  struct mdm_verdict_in vd;
+  struct mdm_checkin_in in;
+  struct mdm_compliance_put put;
+  struct mdm_eval_state es;
+  char et[MDM_UUID_LEN + 1], id[MDM_UUID_LEN + 1], hash[65];
+  const char *facts = "{\"os\":{\"version\":\"12\"},\"platform\":\"linux\"}";
+  const char *paths[] = {"os.version", "encryption.root_encrypted"};
+  json_t *results = NULL, *items = NULL, *labels = json_object(), *d = NULL;
+  json_t *seen = json_object();
+  int64_t gen = 0;
+  size_t n_changed = 99;
+
+  memset(ch, 0, sizeof(ch));
+  ch[0].kind = "CompliancePolicy";
+  ch[0].name = "baseline";
+  ch[0].doc_json = "{\"kind\":\"CompliancePolicy\"}";
+  ch[0].hash = "h1";
+  ch[0].prior_version = 0;
+  assert_int_equal(f->st->ops->policy_apply(f->st, f->t.id, ch, 1, "token:t",
+                                            &results, &gen), MDM_OK);
+  assert_int_equal(gen, 1);
+  assert_string_equal(json_string_value(json_object_get(
+                        json_array_get(results, 0), "action")), "created");
+  json_decref(results);
+  /* A stale prior version is a conflict and changes nothing. */
+  ch[0].hash = "h2";
+  assert_int_equal(f->st->ops->policy_apply(f->st, f->t.id, ch, 1, "token:t",
+                                            NULL, &gen), MDM_ERR_CONFLICT);
+  ch[0].prior_version = 1;
+  assert_int_equal(f->st->ops->policy_apply(f->st, f->t.id, ch, 1, "token:t",
+                                            NULL, &gen), MDM_OK);
+  assert_int_equal(gen, 2);
+  assert_int_equal(f->st->ops->policy_list(f->st, f->t.id, NULL, &items),
+                   MDM_OK);
+  assert_int_equal(json_array_size(items), 1);
+  assert_int_equal(json_integer_value(json_object_get(
+                     json_array_get(items, 0), "version")), 2);
+  assert_string_equal(json_string_value(json_object_get(
+                        json_array_get(items, 0), "author")), "token:t");
+  json_decref(items);
+  assert_int_equal(f->st->ops->audit_verify(f->st, f->t.id, &v), MDM_OK);
+  assert_true(v.ok);
+  assert_int_equal(v.records, 3);  /* tenant, create, update */
+
+  /* A device, checked in with a verdict of the current generation. */
+  mdm_uuid_v4(et);
+  assert_int_equal(f->st->ops->etoken_create(f->st, f->t.id, et,
+                                             mdm_now_ms() / 1000 + 60, 1,
+                                             labels, "t", NULL, NULL),
+                   MDM_OK);
+  assert_int_equal(enroll_one(f, et, facts, id), MDM_OK);
+  mdm_sha256_hex(facts, strlen(facts), hash);
+  memset(&in, 0, sizeof(in));
+  memset(&vd, 0, sizeof(vd));
+  in.device_id = id;
+  in.facts_json = facts;
+  in.facts_hash = hash;
+  in.now = 1000;
+  in.verdict = &vd;
+  vd.gen = 1;  /* stale: not written */
+  vd.state = "noncompliant";
+  vd.reasons_json = "[]";
+  assert_int_equal(f->st->ops->checkin(f->st, f->t.id, &in, NULL), MDM_OK);
+  assert_int_equal(f->st->ops->device_eval_state(f->st, f->t.id, id, &es,
+                                                 NULL), MDM_OK);
+  assert_string_equal(es.compliance, "unknown");
+  assert_int_equal(es.policy_gen, 2);
+  vd.gen = 2;
+  vd.policy_etag = "\"e1\"";
+  vd.reasons_json = "[{\"message\":\"x\"}]";
+  assert_int_equal(f->st->ops->checkin(f->st, f->t.id, &in, NULL), MDM_OK);
+  assert_int_equal(f->st->ops->device_eval_state(f->st, f->t.id, id, &es,
+                                                 NULL), MDM_OK);
+  assert_string_equal(es.compliance, "noncompliant");
+  assert_int_equal(es.eval_gen, 2);
+  assert_string_equal(es.policy_etag, "\"e1\"");
+  assert_int_equal(f->st->ops->device_get(f->st, f->t.id, id, &d), MDM_OK);
+  assert_string_equal(json_string_value(json_object_get(json_array_get(
+                        json_object_get(d, "compliance_reasons"), 0),
+                        "message")), "x");
+  json_decref(d);
+
+  /* A tenant scan sees the requested fact values. */
+  assert_int_equal(f->st->ops->device_eval_scan(f->st, f->t.id, paths, 2,
+                                                scan_cb, seen), MDM_OK);
+  assert_int_equal(json_object_size(seen), 1);
+  assert_string_equal(json_string_value(json_array_get(json_object_get(
+                        json_object_get(seen, id), "values"), 0)), "12");
+  assert_true(json_is_null(json_array_get(json_object_get(
+                json_object_get(seen, id), "values"), 1)));
+
+  /* A re-evaluation computed from other facts is not written. */
+  memset(&put, 0, sizeof(put));
+  put.device_id = id;
+  put.facts_hash = "not-the-current-facts";
+  put.state = "compliant";
+  put.reasons_json = "[]";
+  assert_int_equal(f->st->ops->compliance_put(f->st, f->t.id, 2, &put, 1,
+                                              2000, &n_changed), MDM_OK);
+  assert_int_equal(n_changed, 0);
+  put.facts_hash = hash;
+  assert_int_equal(f->st->ops->compliance_put(f->st, f->t.id, 2, &put, 1,
+                                              2000, &n_changed), MDM_OK);
+  assert_int_equal(n_changed, 1);
+  assert_int_equal(f->st->ops->device_eval_state(f->st, f->t.id, id, &es,
+                                                 NULL), MDM_OK);
+  assert_string_equal(es.compliance, "compliant");
+
+  /* Delete: gone, generation moves. */
+  ch[0].doc_json = NULL;
+  ch[0].prior_version = 2;
+  assert_int_equal(f->st->ops->policy_apply(f->st, f->t.id, ch, 1, "token:t",
+                                            NULL, &gen), MDM_OK);
+  assert_int_equal(gen, 3);
+  assert_int_equal(f->st->ops->policy_get(f->st, f->t.id, "CompliancePolicy",
+                                          "baseline", &d), MDM_ERR_NOTFOUND);
+  json_decref(seen);
+  json_decref(labels);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -393,6 +536,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_audit_chain, setup, teardown),
     cmocka_unit_test_setup_teardown(test_audit_rollback_with_failed_change,
                                     setup, teardown),
+    cmocka_unit_test_setup_teardown(test_policies_and_verdicts, setup,
+                                    teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
