@@ -1159,9 +1159,15 @@ mdm_rc mdm_verr(struct mdm_vctx *v, const char *fmt, ...)
   int n;
   if(!v->err || !v->errlen)
     return MDM_ERR_UNPROCESSABLE;
-  n = snprintf(v->err, v->errlen, "%s: line %d: %s: ", v->d->file,
-               mdm_doc_line(v->d, v->path),
-               v->path_len ? v->path : "document");
+  /* Documents that came without a text (JSON over the API) have no
+   * lines: the message names the document and the field. */
+  if(mdm_doc_line(v->d, v->path) > 0)
+    n = snprintf(v->err, v->errlen, "%s: line %d: %s: ", v->d->file,
+                 mdm_doc_line(v->d, v->path),
+                 v->path_len ? v->path : "document");
+  else
+    n = snprintf(v->err, v->errlen, "%s: %s: ", v->d->file,
+                 v->path_len ? v->path : "document");
   if(n >= 0 && (size_t)n < v->errlen) {
     va_start(ap, fmt);
     vsnprintf(v->err + n, v->errlen - (size_t)n, fmt, ap);

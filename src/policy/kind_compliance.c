@@ -9,6 +9,7 @@
 #include <string.h>
 #include <jansson.h>
 #include "policy/doc_int.h"
+#include "policy/version.h"
 
 #define MAX_RULES 256
 #define MAX_FACT_LEN 256
@@ -123,8 +124,15 @@ static mdm_rc check_value(struct mdm_vctx *v, json_t *val, const char *op)
                       "13.10 would read 13.1");
     if(json_is_integer(val) && json_integer_value(val) >= 0)
       return MDM_OK;
-    if(!s || s[0] < '0' || s[0] > '9')
-      return mdm_verr(v, "expected a version such as '13.0'");
+    {
+      int is_ok = 0;
+      /* The evaluator's own test of what a version is, so that a document
+       * that validates always compiles. */
+      if(s)
+        mdm_version_cmp(s, s, &is_ok);
+      if(!is_ok)
+        return mdm_verr(v, "expected a version such as '13.0'");
+    }
     return MDM_OK;
   }
   if(!strcmp(op, "eq") || !strcmp(op, "ne")) {

@@ -150,6 +150,11 @@ mdm_rc mdm_api_devices_patch(struct mdm_req *r)
     rc = mdm_req_fail(r, rc, "no device '%s'", r->params[0]);
     goto out;
   }
+  if(rc == MDM_ERR_TOOBIG) {
+    rc = mdm_req_fail(r, MDM_ERR_INVAL, "field 'labels': a device has at "
+                                        "most 64 labels");
+    goto out;
+  }
   if(rc) {
     mdm_req_fail(r, rc, "cannot update the device");
     goto out;

@@ -57,17 +57,50 @@ static json_t *compliance_json(const struct mdm_reeval_result *res)
 
 mdm_rc mdm_api_policies_list(struct mdm_req *r)
 {
-  const char *kind = mdm_req_query(r, "kind");
-  json_t *items = NULL;
-  mdm_rc rc;
+  const char *kind = mdm_req_query(r, "kind"), *cur = mdm_req_query(r, "cursor");
+  json_t *items = NULL, *page, *it;
+  unsigned char *after = NULL;
+  size_t i, dlen = 0;
+  char *next = NULL;
+  int limit;
+  mdm_rc rc = mdm_req_limit(r, &limit);
+  if(rc)
+    return rc;
   if(kind && !mdm_doc_kind_known(kind))
     return mdm_req_fail(r, MDM_ERR_INVAL, "query 'kind': unknown kind '%.64s'",
                         kind);
+  if(cur && mdm_b64url_decode(cur, strlen(cur), &after, &dlen))
+    return mdm_req_fail(r, MDM_ERR_INVAL, "query 'cursor': invalid cursor");
   rc = r->srv->store->ops->policy_list(r->srv->store, r->who.tenant_id, kind,
                                        &items);
-  if(rc)
+  if(rc) {
+    free(after);
     return mdm_req_fail(r, rc, "cannot list policies");
-  return mdm_req_reply_list(r, items, NULL);
+  }
+  /* Documents are few: page over the sorted list by "kind/name". */
+  page = json_array();
+  json_array_foreach(items, i, it) {
+    char key[200];
+    snprintf(key, sizeof(key), "%s/%s",
+             json_string_value(json_object_get(it, "kind")),
+             json_string_value(json_object_get(it, "name")));
+    if(after && strcmp(key, (const char *)after) <= 0)
+      continue;
+    if((int)json_array_size(page) == limit) {
+      json_t *last = json_array_get(page, json_array_size(page) - 1);
+      snprintf(key, sizeof(key), "%s/%s",
+               json_string_value(json_object_get(last, "kind")),
+               json_string_value(json_object_get(last, "name")));
+      mdm_b64url_encode(key, strlen(key), &next);
+      break;
+    }
+    json_array_append(page, it);
+  }
+  json_decref(items);
+  free(after);
+  rc = mdm_req_reply_list(r, page, next);
+  free(next);
+  return rc;
 }
 
 mdm_rc mdm_api_policies_get(struct mdm_req *r)
@@ -96,6 +129,7 @@ struct plan {
   json_t *results;         /* per document: {kind, name, action, version} */
   json_t *planned_docs;    /* the whole set after the change */
   json_t *planned_versions;
+  json_t *kept;            /* holds results dropped by plan_only() */
 };
 
 static void plan_release(struct plan *p)
@@ -108,6 +142,7 @@ static void plan_release(struct plan *p)
   json_decref(p->results);
   json_decref(p->planned_docs);
   json_decref(p->planned_versions);
+  json_decref(p->kept);
   memset(p, 0, sizeof(*p));
 }
 
@@ -226,6 +261,24 @@ static mdm_rc plan_make(struct mdm_req *r, json_t *docs, int is_prune,
   }
   json_decref(cur);
   return MDM_OK;
+}
+
+/* Keep only the result of kind/name (PUT and DELETE touch one document;
+ * the others were only carried along). */
+static void plan_only(struct plan *p, const char *kind, const char *name)
+{
+  json_t *kept = json_array(), *it;
+  size_t i;
+  json_array_foreach(p->results, i, it)
+    if(!strcmp(json_string_value(json_object_get(it, "kind")), kind) &&
+       !strcmp(json_string_value(json_object_get(it, "name")), name))
+      json_array_append(kept, it);
+  /* The changes point into the results' strings: keep those alive. */
+  json_array_extend(kept, p->results);
+  json_array_clear(p->results);
+  json_array_append(p->results, json_array_get(kept, 0));
+  json_decref(p->kept);
+  p->kept = kept;
 }
 
 /* Carry out the plan (or, dry, only evaluate it) and answer. */
@@ -393,6 +446,7 @@ mdm_rc mdm_api_policies_put(struct mdm_req *r)
   rc = plan_make(r, docs, 0, NULL, NULL, &p);
   if(rc)
     goto out;
+  plan_only(&p, r->params[0], r->params[1]);
   rc = plan_run(r, &p, 0, is_new ? 201 : 200);
 out:
   plan_release(&p);
@@ -435,6 +489,7 @@ mdm_rc mdm_api_policies_delete(struct mdm_req *r)
   rc = plan_make(r, docs, 0, r->params[0], r->params[1], &p);
   if(rc)
     goto out;
+  plan_only(&p, r->params[0], r->params[1]);
   rc = plan_run(r, &p, 0, 200);
 out:
   plan_release(&p);

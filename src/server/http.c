@@ -248,8 +248,11 @@ static enum MHD_Result send_answer(struct mdm_req *r)
     MHD_add_response_header(resp, "Location", r->location);
   if(r->status == 401)
     MHD_add_response_header(resp, "WWW-Authenticate", "Bearer");
-  if(r->status == 405 && r->route)
-    MHD_add_response_header(resp, "Allow", r->route->method);
+  if(r->status == 405) {
+    char allow[128];
+    mdm_route_allow(r->path, allow, sizeof(allow));
+    MHD_add_response_header(resp, "Allow", allow);
+  }
   MHD_add_response_header(resp, "Cache-Control", "no-store");
   MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
   if(atomic_load(&r->srv->is_draining))

@@ -41,7 +41,7 @@ static void die_usage(const char *fmt, const char *arg)
 {
   fprintf(stderr, "mdmd: ");
   fprintf(stderr, fmt, arg);
-  fprintf(stderr, "\n(see 'mdmd --help')\n");
+  fprintf(stderr, " (see 'mdmd --help')\n");
   exit(2);
 }
 
@@ -172,8 +172,12 @@ static void parse_flags(struct mdm_config *cfg, int argc, char **argv,
       }
       die_usage("unexpected argument '%s'", a);
     }
-    if(i + 1 >= argc)
+    if(i + 1 >= argc) {
+      if(config_set(cfg, a + 2, "") == -2 && strcmp(a, "--config") &&
+         strcmp(a, "--region"))
+        die_usage("unknown flag '%s'", a);
       die_usage("flag '%s' needs a value", a);
+    }
     v = argv[++i];
     if(!strcmp(a, "--config"))
       continue;
@@ -319,10 +323,13 @@ int main(int argc, char **argv)
   if(mdm_keycache_new(&srv.keys) || mdm_tokcache_new(&srv.devtokens) ||
      mdm_policycache_new(&srv.policies))
     goto out;
-  if(mdm_bootstrap(&srv))
-    goto out;
+  /* Bind first: a wrong --listen fails before anything is created. */
   if(mdm_http_start(&srv))
     goto out;
+  if(mdm_bootstrap(&srv)) {
+    mdm_http_stop(&srv, 0);
+    goto out;
+  }
   {
     char host[256];
     const char *colon;

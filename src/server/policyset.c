@@ -200,8 +200,10 @@ json_t *mdm_facts_from_paths(char *const *paths, size_t n, json_t *values)
     json_t *v = json_array_get(values, i), *node = facts;
     char seg[128];
     const char *p = paths[i], *dot;
-    if(!v || json_is_null(v))
-      continue;
+    /* Absent and null read the same from the store: both become null, so
+     * a rule on them is unknown either way. */
+    if(!v)
+      v = json_null();
     /* Create the objects along the path, then set the leaf. */
     while((dot = strchr(p, '.'))) {
       json_t *next;

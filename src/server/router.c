@@ -2,7 +2,9 @@
  * router.c: the route table, path matching and authentication of each
  * request against its route's declaration (see router.h).
  */
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <openssl/evp.h>
 #include "core/log.h"
 #include "core/util.h"
@@ -101,6 +103,23 @@ static int path_match(const char *pattern, const char *path, struct mdm_req *r)
   if(r)
     r->n_params = n;
   return 1;
+}
+
+void mdm_route_allow(const char *path, char *out, size_t n)
+{
+  int i;
+  size_t len = 0;
+  out[0] = '\0';
+  for(i = 0; i < mdm_n_routes; i++) {
+    if(!path_match(mdm_routes[i].pattern, path, NULL))
+      continue;
+    len += (size_t)snprintf(out + len, len < n ? n - len : 0, "%s%s",
+                            len ? ", " : "", mdm_routes[i].method);
+    if(len >= n) {
+      out[n - 1] = '\0';
+      return;
+    }
+  }
 }
 
 mdm_rc mdm_route_match(const char *method, const char *path,
@@ -221,7 +240,7 @@ mdm_rc mdm_auth_check(struct mdm_req *r)
     return mdm_req_fail(r, MDM_ERR_INTERNAL, "route without access rule");
   if(need & MDM_AUTH_PUBLIC)
     return MDM_OK;
-  if(!h || strncmp(h, "Bearer ", 7))
+  if(!h || strncasecmp(h, "Bearer ", 7))
     return mdm_req_fail(r, MDM_ERR_AUTH, "missing bearer token");
   token = h + 7;
   while(*token == ' ')

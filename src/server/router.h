@@ -45,6 +45,9 @@ unsigned mdm_role_bit(const char *role);
 mdm_rc mdm_route_match(const char *method, const char *path,
                        struct mdm_req *r, const struct mdm_route **out);
 
+/* The methods routed for path, "GET, PATCH", into out (for Allow). */
+void mdm_route_allow(const char *path, char *out, size_t n);
+
 /* Authenticate r against its route's declaration (sets r->who). */
 mdm_rc mdm_auth_check(struct mdm_req *r);
 

@@ -1120,12 +1120,13 @@ static mdm_rc sq_device_active(struct mdm_store *s, const char *tenant,
   "d.id, d.serial, d.platform, d.hostname, d.model, d.os_name,"             \
   " d.os_version, d.os_build, d.os_kernel, d.labels, d.upn, d.enrolled_at," \
   " s.last_seen, s.state, s.compliance, d.facts, d.telemetry_dropped,"  \
-  " c.reasons, c.changed_at, d.policy_status, s.policy_etag"
+  " c.reasons, c.changed_at, d.policy_status, s.policy_etag, t.name"
 #define DEVICE_FROM                                          \
   " FROM devices d JOIN device_status s"                     \
   " ON s.tenant_id = d.tenant_id AND s.device_id = d.id"     \
   " LEFT JOIN device_compliance c"                           \
-  " ON c.tenant_id = d.tenant_id AND c.device_id = d.id"
+  " ON c.tenant_id = d.tenant_id AND c.device_id = d.id"     \
+  " JOIN tenants t ON t.id = d.tenant_id"
 
 static json_t *device_row(sqlite3_stmt *st)
 {
@@ -1141,8 +1142,9 @@ static json_t *device_row(sqlite3_stmt *st)
   }
   return json_pack(
     "{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
-    " s:I, s:o, s:o, s:o, s:o}",
-    "id", col_text(st, 0), "serial", json_text_or_null(col_text(st, 1)),
+    " s:o, s:I, s:o, s:o, s:o, s:o}",
+    "id", col_text(st, 0), "tenant", json_text_or_null(col_text(st, 21)),
+    "serial", json_text_or_null(col_text(st, 1)),
     "platform", json_text_or_null(col_text(st, 2)), "hostname",
     json_text_or_null(col_text(st, 3)), "model",
     json_text_or_null(col_text(st, 4)), "os", os ? os : json_null(),
@@ -1347,6 +1349,10 @@ static mdm_rc job_device_patch(struct sq_conn *c, struct sq_job *j)
       else
         json_object_set(labels, key, val);
     }
+  }
+  if(json_object_size(labels) > 64) {
+    rc = MDM_ERR_TOOBIG;  /* the handler says: at most 64 labels */
+    goto out;
   }
   if(x->upn) {
     free(upn);
