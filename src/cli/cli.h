@@ -63,6 +63,16 @@ extern const struct cli_cmd cli_devices_cmds[];
 extern const struct cli_cmd cli_enroll_token_cmds[];
 extern const struct cli_cmd cli_tokens_cmds[];
 extern const struct cli_cmd cli_audit_cmds[];
+extern const struct cli_cmd cli_policies_cmds[];
+extern const struct cli_cmd cli_apply_cmds[];   /* apply, diff, export */
+
+/* Print the answer of POST /v1/policies:apply (or of a policy PUT/DELETE):
+ * per document "ACTION KIND/NAME (vN)", deletions marked loudly, and the
+ * compliance summary; -o json|yaml print res as it is.  path (may be NULL)
+ * names the source of the documents in the --prune warning, given when
+ * is_prune.  Returns an exit code.  (cmd_apply.c) */
+int cli_print_apply_result(struct cli *cli, const json_t *res,
+                           const char *path, int is_prune);
 
 /* Print "mdmctl: MESSAGE" and a newline on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

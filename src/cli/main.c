@@ -32,6 +32,8 @@ static const struct cli_cmd *const cmd_tables[] = {
   cli_enroll_token_cmds,
   cli_tokens_cmds,
   cli_audit_cmds,
+  cli_policies_cmds,
+  cli_apply_cmds,
 };
 #define N_TABLES (sizeof(cmd_tables) / sizeof(cmd_tables[0]))
 
@@ -111,7 +113,8 @@ static void print_main_help(FILE *f)
   fputs("Usage: mdmctl [FLAGS] COMMAND [ARGS]\n"
         "\n"
         "The admin tool of an mdm server: devices, enrollment tokens, API "
-        "tokens\nand the audit log.\n"
+        "tokens,\nthe audit log, and policies as code (apply, diff, "
+        "export).\n"
         "\n"
         "Commands:\n", f);
   print_cmd_list(f, NULL);
@@ -240,6 +243,20 @@ static const struct cli_cmd *find_verb(const char *noun, const char *verb)
   return NULL;
 }
 
+/* The value of the global -o/--output, or NULL.  Matched by table entry,
+ * not by name: a command may have its own -o (export -o DIR). */
+static const char *global_output(const struct cli_args *a)
+{
+  const struct cli_opt *o = global_opts;
+  int k;
+  while(o->name && strcmp(o->name, "--output"))
+    o++;
+  for(k = a->n_vals - 1; k >= 0; k--)
+    if(a->vals[k].opt == o)
+      return a->vals[k].val;
+  return NULL;
+}
+
 /* Apply the global flags found anywhere on the line.  Returns 0 or an exit
  * code. */
 static int apply_globals(struct cli *cli, const struct cli_args *a,
@@ -254,7 +271,7 @@ static int apply_globals(struct cli *cli, const struct cli_args *a,
   if(cli->token && cli->token_file)
     return usage_fail(topic, "%s", "--token and --token-file exclude each "
                       "other");
-  v = cli_args_get(a, "--output");
+  v = global_output(a);
   cli->is_fmt_given = v != NULL;
   if(!v)
     cli->fmt = isatty(STDOUT_FILENO) ? CLI_FMT_TABLE : CLI_FMT_JSON;
