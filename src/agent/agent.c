@@ -1,7 +1,11 @@
 /*
  * agent.c: the run loop of mdm-agent (see agent.h).
  *
- * One round: facts → fact_changed events → check-in → telemetry flush.
+ * One round: facts → fact_changed events → check-in → policy step (fetch,
+ * verify and enforce the configuration bundle when the check-in's
+ * policy_etag differs from the applied one; see policy.h) → telemetry
+ * flush.  Every check-in carries the policy_status kept by the last policy
+ * step, so what a step did reaches the server with the next check-in.
  * Between rounds the loop waits the server's check-in interval (±10%), or
  * after a failure 1 s, 2 s, 4 s … up to min(interval, 5 min) (±20%).  The
  * wait is a poll() on a self-pipe that the SIGTERM/SIGINT handler writes to,
@@ -26,7 +30,9 @@
 #include <unistd.h>
 #include "agent/agent.h"
 #include "agent/client.h"
+#include "agent/enforce.h"
 #include "agent/facts.h"
+#include "agent/policy.h"
 #include "agent/queue.h"
 #include "agent/state.h"
 #include "core/buf.h"
@@ -298,14 +304,33 @@ static void agent_record_changes(struct agent *a, json_t *facts)
              mdm_strerror(rc));
 }
 
-static enum round_result agent_checkin(struct agent *a, json_t *facts)
+/* Is s fit to go back to the server in an If-None-Match header? */
+static int is_etag(const char *s)
+{
+  size_t i;
+  for(i = 0; s[i]; i++)
+    if((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+      return 0;
+  return i >= 1 && i <= MDM_POLICY_ETAG_MAX;
+}
+
+/* Check in with facts (and the kept policy_status).  The answer's
+ * policy_etag goes to etag[MDM_POLICY_ETAG_MAX + 1] ("" when none). */
+static enum round_result agent_checkin(struct agent *a, json_t *facts,
+                                       char *etag)
 {
   struct mdm_response resp;
   char why[512];
-  json_t *body = json_pack("{s:O}", "facts", facts), *iv;
+  json_t *body = json_pack("{s:O}", "facts", facts), *iv, *pstatus = NULL;
   enum round_result res = ROUND_FAIL;
   mdm_rc rc;
 
+  etag[0] = '\0';
+  if(body && mdm_policy_load_status(a->o->state_dir, &pstatus) == MDM_OK &&
+     json_object_set_new(body, "policy_status", pstatus)) {
+    json_decref(body);
+    body = NULL;
+  }
   if(!body) {
     agent_error(a, "check-in failed: %s", mdm_strerror(MDM_ERR_NOMEM));
     return ROUND_FAIL;
@@ -348,6 +373,11 @@ static enum round_result agent_checkin(struct agent *a, json_t *facts)
         mdm_warn("cannot update the credentials in '%s'", a->o->state_dir);
     }
   }
+  iv = json_object_get(resp.body, "policy_etag");
+  if(json_is_string(iv) && is_etag(json_string_value(iv)))
+    mdm_strlcpy(etag, json_string_value(iv), MDM_POLICY_ETAG_MAX + 1);
+  else if(iv && !json_is_null(iv))
+    mdm_warn("ignoring an invalid policy_etag from the server");
   {
     json_t *c = json_object_get(resp.body, "compliance");
     json_t *p = json_object_get(resp.body, "pending_commands");
@@ -456,10 +486,53 @@ static enum round_result agent_flush(struct agent *a, int64_t deadline_ns,
   }
 }
 
+/* The policy step: fetch, verify and enforce the bundle when etag (the
+ * check-in's policy_etag, "" for none) is not the applied one.  A refused
+ * bundle is reported (policy_status and an error event) and is no failure
+ * of the round; a bundle that could not be fetched is. */
+static enum round_result agent_policy(struct agent *a, json_t *facts,
+                                      const char *etag)
+{
+  struct mdm_policy_http http;
+  struct mdm_policy_step_in in;
+  enum mdm_policy_outcome outcome;
+  char msg[512];
+  mdm_rc rc;
+
+  memset(&http, 0, sizeof(http));
+  http.server = a->creds.server;
+  http.ca_file = a->o->ca_file ? a->o->ca_file : a->creds.ca_file;
+  http.device_token = a->creds.device_token;
+  http.abort_flag = &stop_signal;
+  memset(&in, 0, sizeof(in));
+  in.state_dir = a->o->state_dir;
+  in.device_id = a->creds.device_id;
+  in.policy_key = a->creds.policy_key;
+  in.server_etag = etag[0] ? etag : NULL;
+  in.table = mdm_enforcers_linux;
+  in.ctx.root = a->o->root;
+  in.ctx.state_dir = a->o->state_dir;
+  in.ctx.facts = facts;
+  in.fetch = mdm_policy_http_fetch;
+  in.fetch_ud = &http;
+  rc = mdm_policy_step(&in, &outcome, msg, sizeof(msg));
+  if(rc) {
+    if(!stop_signal)
+      agent_error(a, "%s", msg);
+    return ROUND_FAIL;
+  }
+  if(outcome == MDM_POLICY_REJECTED)
+    agent_error(a, "policy %s", msg);
+  else if(outcome == MDM_POLICY_APPLIED)
+    mdm_info("%s", msg);
+  return ROUND_OK;
+}
+
 static enum round_result agent_round(struct agent *a, int *is_checked_in)
 {
   json_t *facts = NULL;
-  enum round_result res;
+  enum round_result res, flushed;
+  char etag[MDM_POLICY_ETAG_MAX + 1];
   mdm_rc rc;
 
   *is_checked_in = 0;
@@ -471,12 +544,16 @@ static enum round_result agent_round(struct agent *a, int *is_checked_in)
     return ROUND_FAIL;
   }
   agent_record_changes(a, facts);
-  res = agent_checkin(a, facts);
-  json_decref(facts);
-  if(res != ROUND_OK)
+  res = agent_checkin(a, facts, etag);
+  if(res != ROUND_OK) {
+    json_decref(facts);
     return res;
+  }
   *is_checked_in = 1;
-  return agent_flush(a, 0, 0);
+  res = stop_signal ? ROUND_OK : agent_policy(a, facts, etag);
+  json_decref(facts);
+  flushed = agent_flush(a, 0, 0);
+  return res != ROUND_OK ? res : flushed;
 }
 
 mdm_rc mdm_agent_run(const struct mdm_agent_opts *o, char *err, size_t n)

@@ -2,7 +2,9 @@
  * enroll.c: one enrollment round trip (see enroll.h).  The answer is checked
  * field by field before anything is written; the credentials file is
  * replaced atomically with mode 0600, and the facts sent become the baseline
- * the run loop compares against.
+ * the run loop compares against.  The answer's policy_key (the tenant's
+ * public key for policy bundles) is kept only if it is a P-256 key: without
+ * one the device is enrolled but refuses bundles until it enrolls again.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -15,8 +17,10 @@
 #include "agent/state.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "crypto/key.h"
 
 #define TOKEN_MAX 8192
+#define POLICY_KEY_MAX 8192
 
 /* A printable string member of 1..max bytes without spaces, or NULL. */
 static const char *answer_str(json_t *o, const char *key, size_t max)
@@ -33,6 +37,36 @@ static const char *answer_str(json_t *o, const char *key, size_t max)
   for(i = 0; i < len; i++)
     if((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] == 0x7f)
       return NULL;
+  return s;
+}
+
+/* The answer's policy_key: the PEM of a P-256 public key, or NULL (with a
+ * warning when it is there but unusable: bundles will then be refused). */
+static const char *answer_policy_key(json_t *o)
+{
+  json_t *v = json_object_get(o, "policy_key");
+  EVP_PKEY *key = NULL;
+  const char *s;
+  size_t i;
+  if(!v || json_is_null(v)) {
+    mdm_warn("the server gave no policy_key: configuration profiles will "
+             "be refused until this device enrolls again");
+    return NULL;
+  }
+  s = json_string_value(v);
+  if(!s || json_string_length(v) > POLICY_KEY_MAX ||
+     strlen(s) != json_string_length(v))
+    s = NULL;
+  for(i = 0; s && s[i]; i++)   /* what credentials.json takes back */
+    if(((unsigned char)s[i] < 0x20 && s[i] != '\n' && s[i] != '\r') ||
+       (unsigned char)s[i] >= 0x7f)
+      s = NULL;
+  if(!s || mdm_key_from_pem(s, &key)) {
+    mdm_warn("the server's policy_key is not a P-256 public key: "
+             "configuration profiles will be refused");
+    return NULL;
+  }
+  EVP_PKEY_free(key);
   return s;
 }
 
@@ -140,6 +174,7 @@ mdm_rc mdm_enroll_run(const struct mdm_enroll_opts *o, char *device_id,
   creds.device_id = (char *)id;
   creds.device_token = (char *)token;
   creds.ca_file = o->ca_file ? ca_abs : NULL;
+  creds.policy_key = (char *)answer_policy_key(resp.body);
   rc = mdm_state_save_creds(o->state_dir, &creds);
   if(rc) {
     snprintf(err, n, "enrolled as %s but cannot write the credentials in "

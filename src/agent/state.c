@@ -18,6 +18,7 @@
 #define CREDS_MAX (64 * 1024)
 #define FACTS_MAX (1024 * 1024)
 #define FIELD_MAX 8192
+#define PEM_MAX 8192
 
 void mdm_creds_release(struct mdm_creds *c)
 {
@@ -30,6 +31,7 @@ void mdm_creds_release(struct mdm_creds *c)
   free(c->device_id);
   free(c->device_token);
   free(c->ca_file);
+  free(c->policy_key);
   memset(c, 0, sizeof(*c));
 }
 
@@ -86,6 +88,30 @@ static int creds_str(json_t *o, const char *key, int is_required, char **out)
   return *out != NULL;
 }
 
+/* A copy of an optional PEM member (printable lines), NULL if absent; 0 if
+ * present but not such a string. */
+static int creds_pem(json_t *o, const char *key, char **out)
+{
+  json_t *v = json_object_get(o, key);
+  const char *s;
+  size_t i, len;
+  *out = NULL;
+  if(!v || json_is_null(v))
+    return 1;
+  if(!json_is_string(v))
+    return 0;
+  s = json_string_value(v);
+  len = json_string_length(v);
+  if(!len || len > PEM_MAX || strlen(s) != len)
+    return 0;
+  for(i = 0; i < len; i++)
+    if(((unsigned char)s[i] < 0x20 && s[i] != '\n' && s[i] != '\r') ||
+       (unsigned char)s[i] >= 0x7f)
+      return 0;
+  *out = strdup(s);
+  return *out != NULL;
+}
+
 mdm_rc mdm_state_load_creds(const char *dir, struct mdm_creds *c, char *err,
                             size_t n)
 {
@@ -130,6 +156,11 @@ mdm_rc mdm_state_load_creds(const char *dir, struct mdm_creds *c, char *err,
     rc = MDM_ERR_INVAL;
     goto out;
   }
+  if(!creds_pem(o, "policy_key", &c->policy_key)) {
+    snprintf(err, n, "'%s': policy_key must be a PEM public key", path);
+    rc = MDM_ERR_INVAL;
+    goto out;
+  }
   iv = json_object_get(o, "checkin_interval_s");
   c->checkin_interval_s = json_is_integer(iv) ?
     mdm_state_clamp_interval(json_integer_value(iv)) : MDM_INTERVAL_DEFAULT;
@@ -161,6 +192,8 @@ mdm_rc mdm_state_save_creds(const char *dir, const struct mdm_creds *c)
     return MDM_ERR_NOMEM;
   if(c->ca_file)
     json_object_set_new(o, "ca_file", json_string(c->ca_file));
+  if(c->policy_key)
+    json_object_set_new(o, "policy_key", json_string(c->policy_key));
   s = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
   json_decref(o);
   if(!s)

@@ -1,8 +1,9 @@
 /*
  * state.h: the agent's state directory (default /var/lib/mdm-agent, mode
  * 0700): the credentials an enrollment returned (credentials.json, 0600), the
- * facts last seen (last_facts.json, 0600, to tell what changed) and the
- * telemetry queue (queue/, see queue.h).  Every file is replaced atomically.
+ * facts last seen (last_facts.json, 0600, to tell what changed), the
+ * telemetry queue (queue/, see queue.h) and the policy bundle applied and
+ * its status (see policy.h).  Every file is replaced atomically.
  */
 #ifndef MDM_AGENT_STATE_H
 #define MDM_AGENT_STATE_H
@@ -22,6 +23,9 @@ struct mdm_creds {
   char *device_id;
   char *device_token;       /* secret: never log it */
   char *ca_file;            /* CA bundle to trust, or NULL for the default */
+  char *policy_key;         /* the tenant's public key (PEM) that signs policy
+                               bundles; NULL when enrolled before the server
+                               gave one (bundles are then refused) */
   long long checkin_interval_s;   /* in [MDM_INTERVAL_MIN, MDM_INTERVAL_MAX] */
 };
 
