@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "crypto/jwt.h"
+#include <openssl/evp.h>
 #include "crypto/key.h"
 #include "server/api.h"
 
@@ -282,6 +283,18 @@ mdm_rc mdm_api_enroll(struct mdm_req *r)
   if(rc)
     goto out;
   mdm_info("device %s enrolled in tenant %s", device_id, tenant);
+  {
+    /* The token was signed here a moment ago: its first check-in need not
+     * pay for an ECDSA verification. */
+    struct mdm_devtoken dt;
+    unsigned char digest[32];
+    memset(&dt, 0, sizeof(dt));
+    mdm_strlcpy(dt.tenant_id, tenant, sizeof(dt.tenant_id));
+    mdm_strlcpy(dt.device_id, device_id, sizeof(dt.device_id));
+    dt.exp = now + r->srv->cfg.device_token_ttl_s;
+    EVP_Digest(dtoken, strlen(dtoken), digest, NULL, EVP_sha256(), NULL);
+    mdm_tokcache_put(r->srv->devtokens, digest, &dt);
+  }
   snprintf(r->location, sizeof(r->location), "/v1/devices/%s", device_id);
   /* The tenant's public key: the agent verifies its policy bundles with it
    * (addition to CONTRACT §2's enroll answer). */

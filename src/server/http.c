@@ -125,6 +125,11 @@ static int is_json_type(const char *ct)
   return *ct == '\0' || *ct == ';';
 }
 
+int mdm_req_is_json(struct mdm_req *r)
+{
+  return is_json_type(mdm_req_header(r, "Content-Type"));
+}
+
 mdm_rc mdm_req_json_body(struct mdm_req *r, const char *const *allowed,
                          json_t **out)
 {

@@ -57,6 +57,8 @@ struct mdm_req {
  * NULL allows any).  On failure the problem is set on r. */
 mdm_rc mdm_req_json_body(struct mdm_req *r, const char *const *allowed,
                          json_t **out /* OUT */);
+/* Is the request's Content-Type application/json? */
+int mdm_req_is_json(struct mdm_req *r);
 /* A query-string argument, or NULL. Borrowed for the request's life. */
 const char *mdm_req_query(struct mdm_req *r, const char *name);
 /* Every value of a repeated query argument; returns the count. */

@@ -105,6 +105,9 @@ const struct mdm_migration mdm_sqlite_migrations[] = {
    /* The ETag of the device's configuration bundle, computed with the
     * verdict (both depend on the generation, platform and labels). */
    "ALTER TABLE device_status ADD COLUMN policy_etag TEXT;"
+   /* SHA-256 of the last check-in's raw body: a byte-identical check-in
+    * under the same policies only needs last_seen moved. */
+   "ALTER TABLE device_status ADD COLUMN body_hash BLOB;"
    /* What the agent last said of each setting of its bundle. */
    "ALTER TABLE devices ADD COLUMN policy_status TEXT;"
    "CREATE TABLE device_compliance ("

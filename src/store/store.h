@@ -75,6 +75,7 @@ struct mdm_checkin_in {
                                * changes */
   int64_t now;
   const struct mdm_verdict_in *verdict;  /* NULL: not evaluated */
+  const unsigned char *body_hash;        /* 32 bytes, or NULL */
 };
 
 /* What a check-in needs to know to decide whether to evaluate. */
@@ -169,6 +170,14 @@ struct mdm_store_ops {
                    const struct mdm_audit_in *a, json_t **device);
   mdm_rc (*checkin)(struct mdm_store *s, const char *tenant,
                     const struct mdm_checkin_in *in, json_t **state);
+  /* The fast check-in: if the device is active, its last check-in's body
+   * had this SHA-256 and its verdict is of the current policy generation,
+   * move last_seen and return the stored compliance and bundle ETag.
+   * MDM_ERR_NOTFOUND when any of that is not so (do a full check-in). */
+  mdm_rc (*checkin_touch)(struct mdm_store *s, const char *tenant,
+                          const char *device_id,
+                          const unsigned char body_hash[32], int64_t now,
+                          char compliance[16], char etag[72]);
   mdm_rc (*device_active)(struct mdm_store *s, const char *tenant,
                           const char *device_id);
   mdm_rc (*device_get)(struct mdm_store *s, const char *tenant,

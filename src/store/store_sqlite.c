@@ -48,6 +48,7 @@ struct sq_job {
   void *arg;
   mdm_rc rc;
   int is_done;
+  pthread_cond_t done;      /* signalled once is_done is set */
   struct sq_job *next;
 };
 
@@ -63,10 +64,15 @@ struct sq_store {
   pthread_t thread;
   pthread_mutex_t qlock;
   pthread_cond_t qcond;     /* writer waits for jobs */
-  pthread_cond_t dcond;     /* callers wait for their job */
   struct sq_job *head, *tail;
   int is_stopping;
   int has_thread;
+
+  /* Checkpoints run on their own thread and connection, so the WAL's
+   * copy-back and the database file's fsync never stall a commit. */
+  pthread_t ckpt_thread;
+  pthread_cond_t ckpt_cond;
+  int has_ckpt_thread;
 };
 
 /* ---- connections and statements ------------------------------------- */
@@ -101,7 +107,7 @@ static mdm_rc sq_conn_open(struct sq_conn *c, const char *path, int is_writer)
                           "PRAGMA synchronous=FULL;"
                           "PRAGMA foreign_keys=ON;"
                           "PRAGMA cache_size=-65536;"
-                          "PRAGMA wal_autocheckpoint=10000;");
+                          "PRAGMA wal_autocheckpoint=0;");
   return sq_exec(c->db, "PRAGMA cache_size=-16384;");
 }
 
@@ -200,6 +206,63 @@ static void sq_reader_put(struct sq_store *q, int slot)
   pthread_mutex_unlock(&q->rlock);
 }
 
+/* Run a cached no-row statement; errors are logged. */
+static mdm_rc sq_run(struct sq_conn *c, const char *sql)
+{
+  sqlite3_stmt *st = sq_stmt(c, sql);
+  mdm_rc rc;
+  if(!st)
+    return MDM_ERR_STORE;
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  return rc;
+}
+
+static const char SQL_SAVEPOINT[] = "SAVEPOINT job";
+static const char SQL_ROLLBACK_TO[] = "ROLLBACK TO job";
+static const char SQL_RELEASE[] = "RELEASE job";
+
+/* ---- the checkpointer thread ------------------------------------------ */
+
+#define SQ_CKPT_INTERVAL_MS 500
+
+static void *sq_ckpt_main(void *arg)
+{
+  struct sq_store *q = arg;
+  struct sq_conn c;
+
+  if(sq_conn_open(&c, q->path, 1)) {
+    mdm_error("store: checkpointer cannot open the database; the WAL will "
+              "grow until restart");
+    return NULL;
+  }
+  pthread_mutex_lock(&q->qlock);
+  while(!q->is_stopping) {
+    struct timespec ts;
+    int n_log = 0, n_ckpt = 0;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += SQ_CKPT_INTERVAL_MS * 1000000L;
+    ts.tv_sec += ts.tv_nsec / 1000000000L;
+    ts.tv_nsec %= 1000000000L;
+    pthread_cond_timedwait(&q->ckpt_cond, &q->qlock, &ts);
+    if(q->is_stopping)
+      break;
+    pthread_mutex_unlock(&q->qlock);
+    /* PASSIVE: copy what no reader still needs, never block anyone. */
+    if(sqlite3_wal_checkpoint_v2(c.db, NULL, SQLITE_CHECKPOINT_PASSIVE,
+                                 &n_log, &n_ckpt) != SQLITE_OK &&
+       sqlite3_errcode(c.db) != SQLITE_BUSY)
+      mdm_warn("store: checkpoint: %s", sqlite3_errmsg(c.db));
+    pthread_mutex_lock(&q->qlock);
+  }
+  pthread_mutex_unlock(&q->qlock);
+  /* At a clean stop, fold the WAL back into the database file. */
+  sqlite3_wal_checkpoint_v2(c.db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL,
+                            NULL);
+  sq_conn_close(&c);
+  return NULL;
+}
+
 /* ---- the writer thread (group commit) ---------------------------------- */
 
 static void *sq_writer_main(void *arg)
@@ -238,11 +301,11 @@ static void *sq_writer_main(void *arg)
     }
     else {
       for(j = batch; j; j = j->next) {
-        sq_exec(c->db, "SAVEPOINT job");
+        sq_run(c, SQL_SAVEPOINT);
         j->rc = j->fn(c, j);
         if(j->rc)
-          sq_exec(c->db, "ROLLBACK TO job");
-        sq_exec(c->db, "RELEASE job");
+          sq_run(c, SQL_ROLLBACK_TO);
+        sq_run(c, SQL_RELEASE);
       }
       if(sq_exec(c->db, "COMMIT")) {
         commit_rc = MDM_ERR_STORE;
@@ -250,15 +313,17 @@ static void *sq_writer_main(void *arg)
       }
     }
 
+    /* Wake each caller once.  qlock is held throughout, so no caller can
+     * return (and free its job) before the loop is past it. */
     pthread_mutex_lock(&q->qlock);
     for(j = batch; j;) {
       struct sq_job *next = j->next;
       if(commit_rc)
         j->rc = commit_rc;
       j->is_done = 1;
+      pthread_cond_signal(&j->done);
       j = next;
     }
-    pthread_cond_broadcast(&q->dcond);
     pthread_mutex_unlock(&q->qlock);
   }
   return NULL;
@@ -272,9 +337,11 @@ static mdm_rc sq_submit(struct sq_store *q, sq_job_fn fn, void *arg)
   memset(&job, 0, sizeof(job));
   job.fn = fn;
   job.arg = arg;
+  pthread_cond_init(&job.done, NULL);
   pthread_mutex_lock(&q->qlock);
   if(q->is_stopping) {
     pthread_mutex_unlock(&q->qlock);
+    pthread_cond_destroy(&job.done);
     return MDM_ERR_BUSY;
   }
   if(q->tail)
@@ -284,8 +351,9 @@ static mdm_rc sq_submit(struct sq_store *q, sq_job_fn fn, void *arg)
   q->tail = &job;
   pthread_cond_signal(&q->qcond);
   while(!job.is_done)
-    pthread_cond_wait(&q->dcond, &q->qlock);
+    pthread_cond_wait(&job.done, &q->qlock);
   pthread_mutex_unlock(&q->qlock);
+  pthread_cond_destroy(&job.done);
   return job.rc;
 }
 
@@ -935,9 +1003,15 @@ struct checkin_args {
 };
 
 static const char SQL_CHECKIN_STATUS[] =
-  "UPDATE device_status SET last_seen = ?3"
+  "UPDATE device_status SET last_seen = ?3, body_hash = ?4"
   " WHERE tenant_id = ?1 AND device_id = ?2 AND state = 'active'"
   " RETURNING facts_hash, compliance";
+static const char SQL_CHECKIN_TOUCH[] =
+  "UPDATE device_status SET last_seen = ?3"
+  " WHERE tenant_id = ?1 AND device_id = ?2 AND state = 'active'"
+  " AND body_hash = ?4"
+  " AND eval_gen = (SELECT policy_gen FROM tenants WHERE id = ?1)"
+  " RETURNING compliance, policy_etag";
 static const char SQL_CHECKIN_FACTS[] =
   "UPDATE devices SET facts = ?3, facts_updated_at = ?4, policy_status = ?5,"
   " serial = json_extract(?3,'$.serial'),"
@@ -1024,6 +1098,10 @@ static mdm_rc job_checkin(struct sq_conn *c, struct sq_job *j)
   bind_text(st, 1, x->tenant);
   bind_text(st, 2, in->device_id);
   sqlite3_bind_int64(st, 3, in->now);
+  if(in->body_hash)
+    sqlite3_bind_blob(st, 4, in->body_hash, 32, SQLITE_TRANSIENT);
+  else
+    sqlite3_bind_null(st, 4);
   r = sqlite3_step(st);
   if(r == SQLITE_ROW) {
     const char *h = col_text(st, 0);
@@ -1088,6 +1166,48 @@ static mdm_rc sq_checkin(struct mdm_store *s, const char *tenant,
     return rc;
   *state = json_pack("{s:s}", "compliance", x.compliance);
   return *state ? MDM_OK : MDM_ERR_NOMEM;
+}
+
+struct touch_args {
+  const char *tenant, *device_id;
+  const unsigned char *hash;
+  int64_t now;
+  char *compliance, *etag;
+};
+
+static mdm_rc job_checkin_touch(struct sq_conn *c, struct sq_job *j)
+{
+  struct touch_args *x = j->arg;
+  sqlite3_stmt *st = sq_stmt(c, SQL_CHECKIN_TOUCH);
+  mdm_rc rc = MDM_ERR_NOTFOUND;
+  int r;
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, x->device_id);
+  sqlite3_bind_int64(st, 3, x->now);
+  sqlite3_bind_blob(st, 4, x->hash, 32, SQLITE_STATIC);
+  r = sqlite3_step(st);
+  if(r == SQLITE_ROW) {
+    mdm_strlcpy(x->compliance, col_text(st, 0) ? col_text(st, 0) : "unknown",
+                16);
+    mdm_strlcpy(x->etag, col_text(st, 1) ? col_text(st, 1) : "", 72);
+    rc = MDM_OK;
+    sqlite3_step(st);
+  }
+  else if(r != SQLITE_DONE)
+    rc = MDM_ERR_STORE;
+  sq_done(st);
+  return rc;
+}
+
+static mdm_rc sq_checkin_touch(struct mdm_store *s, const char *tenant,
+                               const char *device_id,
+                               const unsigned char body_hash[32], int64_t now,
+                               char compliance[16], char etag[72])
+{
+  struct touch_args x = {tenant, device_id, body_hash, now, compliance, etag};
+  return sq_submit((struct sq_store *)s, job_checkin_touch, &x);
 }
 
 static const char SQL_DEVICE_ACTIVE[] =
@@ -2150,12 +2270,16 @@ static void sq_close(struct mdm_store *s)
 {
   struct sq_store *q = (struct sq_store *)s;
   int i;
-  if(q->has_thread) {
+  if(q->has_thread || q->has_ckpt_thread) {
     pthread_mutex_lock(&q->qlock);
     q->is_stopping = 1;
     pthread_cond_signal(&q->qcond);
+    pthread_cond_signal(&q->ckpt_cond);
     pthread_mutex_unlock(&q->qlock);
-    pthread_join(q->thread, NULL);
+    if(q->has_thread)
+      pthread_join(q->thread, NULL);
+    if(q->has_ckpt_thread)
+      pthread_join(q->ckpt_thread, NULL);
   }
   for(i = 0; i < SQ_READERS; i++)
     if(q->readers[i].db)
@@ -2164,7 +2288,7 @@ static void sq_close(struct mdm_store *s)
     sq_conn_close(&q->writer);
   pthread_mutex_destroy(&q->qlock);
   pthread_cond_destroy(&q->qcond);
-  pthread_cond_destroy(&q->dcond);
+  pthread_cond_destroy(&q->ckpt_cond);
   pthread_mutex_destroy(&q->rlock);
   pthread_cond_destroy(&q->rcond);
   free(q->path);
@@ -2187,6 +2311,7 @@ static const struct mdm_store_ops sqlite_ops = {
   .etoken_revoke = sq_etoken_revoke,
   .enroll = sq_enroll,
   .checkin = sq_checkin,
+  .checkin_touch = sq_checkin_touch,
   .device_active = sq_device_active,
   .device_get = sq_device_get,
   .device_list = sq_device_list,
@@ -2214,7 +2339,7 @@ mdm_rc mdm_store_sqlite_open(const char *path, struct mdm_store **out)
   q->base.ops = &sqlite_ops;
   pthread_mutex_init(&q->qlock, NULL);
   pthread_cond_init(&q->qcond, NULL);
-  pthread_cond_init(&q->dcond, NULL);
+  pthread_cond_init(&q->ckpt_cond, NULL);
   pthread_mutex_init(&q->rlock, NULL);
   pthread_cond_init(&q->rcond, NULL);
   q->path = strdup(path);
@@ -2247,6 +2372,11 @@ mdm_rc mdm_store_sqlite_open(const char *path, struct mdm_store **out)
     goto fail;
   }
   q->has_thread = 1;
+  if(pthread_create(&q->ckpt_thread, NULL, sq_ckpt_main, q) != 0) {
+    rc = MDM_ERR_INTERNAL;
+    goto fail;
+  }
+  q->has_ckpt_thread = 1;
   *out = &q->base;
   return MDM_OK;
 fail:
