@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include "crypto/key.h"
 #include "server/api.h"
+#include "server/policyset.h"
 
 #define FACTS_MAX (64 * 1024)
 
@@ -199,9 +200,12 @@ mdm_rc mdm_api_enroll(struct mdm_req *r)
   int64_t now = mdm_now_ms() / 1000;
   struct mdm_enroll_in in;
   struct mdm_audit_in a;
+  struct mdm_verdict_in verdict;
+  struct mdm_device_verdict dv;
   EVP_PKEY *key;
   mdm_rc rc;
 
+  memset(&dv, 0, sizeof(dv));
   rc = mdm_req_json_body(r, fields, &body);
   if(rc)
     return rc;
@@ -253,12 +257,34 @@ mdm_rc mdm_api_enroll(struct mdm_req *r)
     mdm_req_fail(r, rc, "cannot issue the device token");
     goto out;
   }
+  memset(&in, 0, sizeof(in));
   in.etoken_id = jti;
   in.device_id = device_id;
   in.token_jti = token_jti;
   in.facts_json = facts_text;
   in.facts_hash = hash;
   in.now = now;
+  /* The first verdict now, so the device's first check-in finds it
+   * current.  Best effort: without it the first check-in evaluates. */
+  {
+    json_t *labels = NULL;
+    struct mdm_policyset *ps = NULL;
+    if(!r->srv->store->ops->etoken_labels(r->srv->store, tenant, jti,
+                                          &labels) &&
+       !mdm_policyset_current(r->srv, tenant, &ps) &&
+       !mdm_policyset_eval(ps, facts,
+                           json_string_value(json_object_get(facts,
+                                                             "platform")),
+                           labels, &dv)) {
+      verdict.gen = ps->gen;
+      verdict.state = mdm_verdict_name(dv.verdict);
+      verdict.reasons_json = dv.reasons_json;
+      verdict.policy_etag = dv.etag;
+      in.verdict = &verdict;
+    }
+    mdm_policyset_put(ps);
+    json_decref(labels);
+  }
   detail = json_pack("{s:s, s:o, s:o}", "enrollment_token", jti, "serial",
                      copy_or_null(json_object_get(facts, "serial")),
                      "hostname", copy_or_null(json_object_get(facts, "hostname")));
@@ -309,6 +335,7 @@ mdm_rc mdm_api_enroll(struct mdm_req *r)
                       r->srv->cfg.checkin_interval_s, "mqtt", "policy_key",
                       pubkey));
 out:
+  free(dv.reasons_json);
   free(pubkey);
   free(dtoken);
   free(facts_text);

@@ -46,6 +46,8 @@ struct mdm_token_info {
 };
 
 /* Enrollment: what the device becomes.  Strings borrowed. */
+struct mdm_verdict_in;
+
 struct mdm_enroll_in {
   const char *etoken_id;      /* the enrollment token's jti */
   const char *device_id;      /* new UUID chosen by the caller */
@@ -53,6 +55,9 @@ struct mdm_enroll_in {
   const char *facts_json;     /* canonical JSON of the facts */
   const char *facts_hash;
   int64_t now;
+  /* The device's first verdict, computed with the token's labels (NULL:
+   * none; the first check-in evaluates). */
+  const struct mdm_verdict_in *verdict;
 };
 
 /* A compliance verdict computed by the caller (the evaluator is pure and
@@ -162,6 +167,9 @@ struct mdm_store_ops {
                           const struct mdm_audit_in *a, json_t **out);
   mdm_rc (*etoken_list)(struct mdm_store *s, const char *tenant,
                         json_t **out);
+  /* The labels an enrollment token gives its devices (caller owns). */
+  mdm_rc (*etoken_labels)(struct mdm_store *s, const char *tenant,
+                          const char *id, json_t **labels);
   mdm_rc (*etoken_revoke)(struct mdm_store *s, const char *tenant,
                           const char *id, const struct mdm_audit_in *a);
 

@@ -844,6 +844,33 @@ out:
   return MDM_OK;
 }
 
+static const char SQL_ETOKEN_LABELS[] =
+  "SELECT labels FROM enrollment_tokens WHERE tenant_id = ?1 AND id = ?2";
+
+static mdm_rc sq_etoken_labels(struct mdm_store *s, const char *tenant,
+                               const char *id, json_t **labels)
+{
+  struct sq_store *q = (struct sq_store *)s;
+  int slot, r;
+  struct sq_conn *c = sq_reader_get(q, &slot);
+  sqlite3_stmt *st = sq_stmt(c, SQL_ETOKEN_LABELS);
+  mdm_rc rc = MDM_ERR_STORE;
+  if(st) {
+    bind_text(st, 1, tenant);
+    bind_text(st, 2, id);
+    r = sqlite3_step(st);
+    if(r == SQLITE_ROW) {
+      *labels = json_parse_col(st, 0);
+      rc = MDM_OK;
+    }
+    else if(r == SQLITE_DONE)
+      rc = MDM_ERR_NOTFOUND;
+  }
+  sq_done(st);
+  sq_reader_put(q, slot);
+  return rc;
+}
+
 static const char SQL_ETOKEN_REVOKE[] =
   "UPDATE enrollment_tokens SET revoked = 1"
   " WHERE tenant_id = ?1 AND id = ?2 AND revoked = 0";
@@ -900,6 +927,12 @@ static const char SQL_DEVICE_INSERT[] =
 static const char SQL_STATUS_INSERT[] =
   "INSERT INTO device_status(tenant_id, device_id, state, compliance,"
   " last_seen, facts_hash) VALUES (?1, ?2, 'active', 'unknown', ?3, ?4)";
+
+static mdm_rc write_verdict(struct sq_conn *c, const char *tenant,
+                            const char *device_id, int64_t gen,
+                            const char *state, const char *reasons,
+                            const char *etag, const char *old_state,
+                            int64_t now, int *is_written, int *is_changed);
 
 static mdm_rc job_enroll(struct sq_conn *c, struct sq_job *j)
 {
@@ -976,6 +1009,14 @@ static mdm_rc job_enroll(struct sq_conn *c, struct sq_job *j)
   sq_done(st);
   if(rc)
     goto out;
+  if(in->verdict) {
+    rc = write_verdict(c, x->tenant, in->device_id, in->verdict->gen,
+                       in->verdict->state, in->verdict->reasons_json,
+                       in->verdict->policy_etag, "unknown", in->now, NULL,
+                       NULL);
+    if(rc)
+      goto out;
+  }
   rc = sq_audit(c, x->tenant, x->a);
 out:
   free(labels);
@@ -2308,6 +2349,7 @@ static const struct mdm_store_ops sqlite_ops = {
   .token_delete = sq_token_delete,
   .etoken_create = sq_etoken_create,
   .etoken_list = sq_etoken_list,
+  .etoken_labels = sq_etoken_labels,
   .etoken_revoke = sq_etoken_revoke,
   .enroll = sq_enroll,
   .checkin = sq_checkin,

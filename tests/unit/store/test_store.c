@@ -123,6 +123,7 @@ static mdm_rc enroll_one(struct fx *f, const char *etoken, const char *facts,
   struct mdm_enroll_in in;
   char jti[MDM_UUID_LEN + 1], hash[65];
   struct mdm_audit_in a = {"test", "device.enroll", NULL, NULL};
+  memset(&in, 0, sizeof(in));
   mdm_uuid_v4(id_out);
   mdm_uuid_v4(jti);
   mdm_sha256_hex(facts, strlen(facts), hash);
