@@ -4,6 +4,7 @@
  * verdict), for a whole tenant after a policy change, and as a what-if for
  * a planned set of documents that changes nothing.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/log.h"
@@ -62,8 +63,17 @@ out:
 
 /* ---- whole-tenant evaluation ------------------------------------------ */
 
-#define PUT_BATCH 1000
+#define PUT_BATCH 5000
 #define MAX_LISTED 100
+
+/* Verdicts waiting to be written; two alternate, so the scan evaluates the
+ * next batch while the writer commits the last one. */
+struct put_batch {
+  struct mdm_compliance_put puts[PUT_BATCH];
+  char *owned[PUT_BATCH][3];   /* device id, facts hash, reasons */
+  char etags[PUT_BATCH][72];
+  size_t n;
+};
 
 struct scan_ctx {
   struct mdm_server *srv;
@@ -72,27 +82,69 @@ struct scan_ctx {
   int is_dry;
   mdm_rc rc;
   struct mdm_reeval_result *res;
-  /* pending writes */
-  struct mdm_compliance_put puts[PUT_BATCH];
-  char *owned[PUT_BATCH][3];   /* device id, facts hash, reasons */
-  char etags[PUT_BATCH][72];
-  size_t n_puts;
+  struct put_batch *batch[2];
+  int cur;
+  pthread_t writer;
+  int has_writer;
+  mdm_rc writer_rc;
+  size_t writer_changed;
+  struct put_batch *writing;
 };
 
-static void flush_puts(struct scan_ctx *x)
+static void batch_clear(struct put_batch *b)
 {
-  size_t i, n_changed = 0;
-  if(x->n_puts && !x->rc && !x->is_dry) {
-    x->rc = x->srv->store->ops->compliance_put(
-      x->srv->store, x->tenant, x->ps->gen, x->puts, x->n_puts,
-      mdm_now_ms() / 1000, &n_changed);
+  size_t i;
+  for(i = 0; i < b->n; i++) {
+    free(b->owned[i][0]);
+    free(b->owned[i][1]);
+    free(b->owned[i][2]);
   }
-  for(i = 0; i < x->n_puts; i++) {
-    free(x->owned[i][0]);
-    free(x->owned[i][1]);
-    free(x->owned[i][2]);
+  b->n = 0;
+}
+
+static void *write_batch(void *arg)
+{
+  struct scan_ctx *x = arg;
+  x->writer_rc = x->srv->store->ops->compliance_put(
+    x->srv->store, x->tenant, x->ps->gen, x->writing->puts, x->writing->n,
+    mdm_now_ms() / 1000, &x->writer_changed);
+  return NULL;
+}
+
+/* Wait for the batch being written, if any. */
+static void join_writer(struct scan_ctx *x)
+{
+  if(!x->has_writer)
+    return;
+  pthread_join(x->writer, NULL);
+  x->has_writer = 0;
+  if(x->writer_rc && !x->rc)
+    x->rc = x->writer_rc;
+  batch_clear(x->writing);
+  x->writing = NULL;
+}
+
+/* Hand the current batch to a writer thread (or write it here when one
+ * cannot be started) and switch to the other. */
+static void flush_puts(struct scan_ctx *x, int is_last)
+{
+  struct put_batch *b = x->batch[x->cur];
+  join_writer(x);
+  if(!b->n || x->rc || x->is_dry) {
+    batch_clear(b);
+    return;
   }
-  x->n_puts = 0;
+  x->writing = b;
+  if(!is_last && pthread_create(&x->writer, NULL, write_batch, x) == 0) {
+    x->has_writer = 1;
+    x->cur = !x->cur;
+    return;
+  }
+  write_batch(x);
+  if(x->writer_rc && !x->rc)
+    x->rc = x->writer_rc;
+  batch_clear(b);
+  x->writing = NULL;
 }
 
 static int on_device(void *ctx, const char *device_id, const char *platform,
@@ -102,6 +154,7 @@ static int on_device(void *ctx, const char *device_id, const char *platform,
 {
   struct scan_ctx *x = ctx;
   struct mdm_device_verdict dv;
+  struct put_batch *b = x->batch[x->cur];
   json_t *facts;
   const char *state;
   int is_state_diff;
@@ -132,27 +185,31 @@ static int on_device(void *ctx, const char *device_id, const char *platform,
   json_object_set_new(x->res->counts, state,
                       json_integer(json_integer_value(json_object_get(
                                      x->res->counts, state)) + 1));
-  if(!x->is_dry &&
-     (is_state_diff || strcmp(dv.reasons_json, reasons_json) ||
-      !policy_etag || strcmp(dv.etag, policy_etag))) {
-    struct mdm_compliance_put *u = &x->puts[x->n_puts];
-    x->owned[x->n_puts][0] = strdup(device_id);
-    x->owned[x->n_puts][1] = strdup(facts_hash ? facts_hash : "");
-    x->owned[x->n_puts][2] = dv.reasons_json;
-    dv.reasons_json = NULL;
-    mdm_strlcpy(x->etags[x->n_puts], dv.etag, sizeof(x->etags[0]));
-    u->device_id = x->owned[x->n_puts][0];
-    u->facts_hash = x->owned[x->n_puts][1];
+  if(!x->is_dry) {
+    struct mdm_compliance_put *u = &b->puts[b->n];
+    memset(u, 0, sizeof(*u));
+    u->is_same = !is_state_diff && !strcmp(dv.reasons_json, reasons_json) &&
+                 policy_etag && !strcmp(dv.etag, policy_etag);
+    u->is_state_changed = is_state_diff;
+    b->owned[b->n][0] = strdup(device_id);
+    b->owned[b->n][1] = strdup(facts_hash ? facts_hash : "");
+    b->owned[b->n][2] = u->is_same ? NULL : dv.reasons_json;
+    if(!u->is_same)
+      dv.reasons_json = NULL;
+    mdm_strlcpy(b->etags[b->n], dv.etag, sizeof(b->etags[0]));
+    u->device_id = b->owned[b->n][0];
+    u->facts_hash = b->owned[b->n][1];
     u->state = state;
-    u->reasons_json = x->owned[x->n_puts][2];
-    u->policy_etag = x->etags[x->n_puts];
-    x->n_puts++;
+    u->reasons_json = b->owned[b->n][2];
+    u->policy_etag = b->etags[b->n];
+    b->n++;
     if(!u->device_id || !u->facts_hash) {
       x->rc = MDM_ERR_NOMEM;
+      free(dv.reasons_json);
       return 1;
     }
-    if(x->n_puts == PUT_BATCH)
-      flush_puts(x);
+    if(b->n == PUT_BATCH)
+      flush_puts(x, 0);
   }
   free(dv.reasons_json);
   return x->rc != MDM_OK;
@@ -175,10 +232,28 @@ static mdm_rc run_scan(struct mdm_server *srv, const char *tenant,
   x->ps = ps;
   x->is_dry = is_dry;
   x->res = res;
+  if(!is_dry) {
+    x->batch[0] = calloc(1, sizeof(struct put_batch));
+    x->batch[1] = calloc(1, sizeof(struct put_batch));
+    if(!x->batch[0] || !x->batch[1]) {
+      free(x->batch[0]);
+      free(x->batch[1]);
+      free(x);
+      mdm_reeval_result_release(res);
+      return MDM_ERR_NOMEM;
+    }
+  }
   rc = srv->store->ops->device_eval_scan(srv->store, tenant,
                                          (const char *const *)ps->paths,
                                          ps->n_paths, on_device, x);
-  flush_puts(x);
+  if(!is_dry) {
+    flush_puts(x, 1);
+    join_writer(x);
+    batch_clear(x->batch[0]);
+    batch_clear(x->batch[1]);
+    free(x->batch[0]);
+    free(x->batch[1]);
+  }
   if(!rc)
     rc = x->rc;
   free(x);

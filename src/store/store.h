@@ -109,6 +109,9 @@ struct mdm_compliance_put {
   const char *state;
   const char *reasons_json;
   const char *policy_etag;
+  int is_same;                /* state, reasons and ETag as stored: only the
+                               * generation moves */
+  int is_state_changed;       /* state differs from the scanned one */
 };
 
 /* Called for each active device by device_eval_scan: values is the JSON

@@ -107,7 +107,8 @@ static mdm_rc sq_conn_open(struct sq_conn *c, const char *path, int is_writer)
                           "PRAGMA synchronous=FULL;"
                           "PRAGMA foreign_keys=ON;"
                           "PRAGMA cache_size=-65536;"
-                          "PRAGMA wal_autocheckpoint=0;");
+                          "PRAGMA wal_autocheckpoint=0;"
+                          "PRAGMA journal_size_limit=67108864;");
   return sq_exec(c->db, "PRAGMA cache_size=-16384;");
 }
 
@@ -225,6 +226,7 @@ static const char SQL_RELEASE[] = "RELEASE job";
 /* ---- the checkpointer thread ------------------------------------------ */
 
 #define SQ_CKPT_INTERVAL_MS 500
+#define SQ_WAL_RESTART_FRAMES 16384   /* 64 MiB of 4 KiB pages */
 
 static void *sq_ckpt_main(void *arg)
 {
@@ -236,6 +238,9 @@ static void *sq_ckpt_main(void *arg)
               "grow until restart");
     return NULL;
   }
+  /* Never wait long for a reader: a long scan would otherwise hold every
+   * writer behind a RESTART checkpoint.  Try again next round instead. */
+  sqlite3_busy_timeout(c.db, 20);
   pthread_mutex_lock(&q->qlock);
   while(!q->is_stopping) {
     struct timespec ts;
@@ -251,6 +256,16 @@ static void *sq_ckpt_main(void *arg)
     /* PASSIVE: copy what no reader still needs, never block anyone. */
     if(sqlite3_wal_checkpoint_v2(c.db, NULL, SQLITE_CHECKPOINT_PASSIVE,
                                  &n_log, &n_ckpt) != SQLITE_OK &&
+       sqlite3_errcode(c.db) != SQLITE_BUSY)
+      mdm_warn("store: checkpoint: %s", sqlite3_errmsg(c.db));
+    /* Under steady writes a passive checkpoint is never quite complete
+     * when the next transaction starts, so the WAL would never start over
+     * and would grow without bound.  Past a size, finish the job: RESTART
+     * holds writers for the few frames left and lets the next transaction
+     * reuse the file from its start (journal_size_limit trims it). */
+    if(n_log > SQ_WAL_RESTART_FRAMES &&
+       sqlite3_wal_checkpoint_v2(c.db, NULL, SQLITE_CHECKPOINT_RESTART,
+                                 NULL, NULL) != SQLITE_OK &&
        sqlite3_errcode(c.db) != SQLITE_BUSY)
       mdm_warn("store: checkpoint: %s", sqlite3_errmsg(c.db));
     pthread_mutex_lock(&q->qlock);
@@ -1066,9 +1081,12 @@ static const char SQL_CHECKIN_FACTS[] =
   " WHERE tenant_id = ?1 AND id = ?2";
 /* New facts invalidate the stored verdict's generation (-1) unless a new
  * verdict comes with them. */
+/* New facts make the stored verdict stale; a verdict of the current
+ * generation that comes with them (write_verdict, next) makes it current
+ * again.  A verdict computed under replaced policies is not written, and
+ * the device stays stale until its next check-in evaluates. */
 static const char SQL_CHECKIN_HASH[] =
-  "UPDATE device_status SET facts_hash = ?3,"
-  " eval_gen = CASE WHEN ?4 THEN eval_gen ELSE -1 END"
+  "UPDATE device_status SET facts_hash = ?3, eval_gen = -1"
   " WHERE tenant_id = ?1 AND device_id = ?2";
 static const char SQL_VERDICT_STATUS[] =
   "UPDATE device_status SET compliance = ?3, eval_gen = ?4, policy_etag = ?5"
@@ -1176,7 +1194,6 @@ static mdm_rc job_checkin(struct sq_conn *c, struct sq_job *j)
     bind_text(st, 1, x->tenant);
     bind_text(st, 2, in->device_id);
     bind_text(st, 3, in->facts_hash);
-    sqlite3_bind_int(st, 4, in->verdict != NULL);
     rc = sq_step_done(c, st);
     sq_done(st);
     if(rc)
@@ -1664,7 +1681,10 @@ static mdm_rc sq_device_eval_scan(struct mdm_store *s, const char *tenant,
                             " d.id LEFT JOIN device_compliance c ON"
                             " c.tenant_id = d.tenant_id AND c.device_id ="
                             " d.id WHERE d.tenant_id = ?1 AND s.state ="
-                            " 'active'");
+                            " 'active' ORDER BY d.id");
+  /* In id order, the verdicts written back in batches touch neighbouring
+   * pages of device_status and device_compliance, not every page each
+   * time (the same order as their primary keys). */
   if(rc) {
     mdm_buf_release(&sql);
     return rc;
@@ -1727,41 +1747,76 @@ struct compliance_args {
   size_t n, n_changed;
 };
 
-static const char SQL_COMPLIANCE_CUR[] =
-  "SELECT compliance FROM device_status WHERE tenant_id = ?1"
-  " AND device_id = ?2 AND facts_hash = ?3 AND state = 'active'";
+static const char SQL_COMPLIANCE_GEN[] =
+  "SELECT policy_gen FROM tenants WHERE id = ?1";
+static const char SQL_COMPLIANCE_STATUS[] =
+  "UPDATE device_status SET compliance = ?4, eval_gen = ?5, policy_etag = ?6"
+  " WHERE tenant_id = ?1 AND device_id = ?2 AND facts_hash = ?3"
+  " AND state = 'active'";
+static const char SQL_COMPLIANCE_SAME[] =
+  "UPDATE device_status SET eval_gen = ?4"
+  " WHERE tenant_id = ?1 AND device_id = ?2 AND facts_hash = ?3"
+  " AND state = 'active'";
 
+/* A tenant re-evaluation's verdicts, a batch at a time.  The generation is
+ * checked once per batch (writes are serialized, so it cannot move inside
+ * one); a device whose facts changed since the scan is skipped (its
+ * check-in evaluates).  Unchanged verdicts only get the new generation. */
 static mdm_rc job_compliance_put(struct sq_conn *c, struct sq_job *j)
 {
   struct compliance_args *x = j->arg;
+  sqlite3_stmt *st = sq_stmt(c, SQL_COMPLIANCE_GEN);
   size_t i;
+  int r;
+
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->tenant);
+  r = sqlite3_step(st);
+  if(r != SQLITE_ROW) {
+    sq_done(st);
+    return MDM_ERR_STORE;
+  }
+  if(sqlite3_column_int64(st, 0) != x->gen) {
+    sq_done(st);
+    return MDM_OK;  /* replaced meanwhile: that generation's scan writes */
+  }
+  sq_done(st);
   for(i = 0; i < x->n; i++) {
     const struct mdm_compliance_put *u = &x->u[i];
-    sqlite3_stmt *st = sq_stmt(c, SQL_COMPLIANCE_CUR);
-    char old[16];
-    int is_changed = 0, r;
     mdm_rc rc;
+    st = sq_stmt(c, u->is_same ? SQL_COMPLIANCE_SAME : SQL_COMPLIANCE_STATUS);
     if(!st)
       return MDM_ERR_STORE;
     bind_text(st, 1, x->tenant);
     bind_text(st, 2, u->device_id);
     bind_text(st, 3, u->facts_hash);
-    r = sqlite3_step(st);
-    if(r == SQLITE_ROW)
-      mdm_strlcpy(old, col_text(st, 0) ? col_text(st, 0) : "unknown",
-                  sizeof(old));
-    sq_done(st);
-    if(r != SQLITE_ROW) {
-      if(r != SQLITE_DONE)
-        return MDM_ERR_STORE;
-      continue;  /* facts changed since: that check-in evaluates */
+    if(u->is_same)
+      sqlite3_bind_int64(st, 4, x->gen);
+    else {
+      bind_text(st, 4, u->state);
+      sqlite3_bind_int64(st, 5, x->gen);
+      bind_text(st, 6, u->policy_etag);
     }
-    rc = write_verdict(c, x->tenant, u->device_id, x->gen, u->state,
-                       u->reasons_json, u->policy_etag, old, x->now, NULL,
-                       &is_changed);
+    rc = sq_step_done(c, st);
+    sq_done(st);
     if(rc)
       return rc;
-    x->n_changed += (size_t)is_changed;
+    if(u->is_same || sqlite3_changes(c->db) != 1)
+      continue;
+    st = sq_stmt(c, SQL_VERDICT_REASONS);
+    if(!st)
+      return MDM_ERR_STORE;
+    bind_text(st, 1, x->tenant);
+    bind_text(st, 2, u->device_id);
+    bind_text(st, 3, u->reasons_json ? u->reasons_json : "[]");
+    sqlite3_bind_int64(st, 4, x->now);
+    sqlite3_bind_int(st, 5, u->is_state_changed);
+    rc = sq_step_done(c, st);
+    sq_done(st);
+    if(rc)
+      return rc;
+    x->n_changed += (size_t)u->is_state_changed;
   }
   return MDM_OK;
 }

@@ -499,6 +499,7 @@ static void test_policies_and_verdicts(void **state)
   /* A re-evaluation computed from other facts is not written. */
   memset(&put, 0, sizeof(put));
   put.device_id = id;
+  put.is_state_changed = 1;
   put.facts_hash = "not-the-current-facts";
   put.state = "compliant";
   put.reasons_json = "[]";
@@ -506,9 +507,15 @@ static void test_policies_and_verdicts(void **state)
                                               2000, &n_changed), MDM_OK);
   assert_int_equal(n_changed, 0);
   put.facts_hash = hash;
+  put.is_state_changed = 1;
   assert_int_equal(f->st->ops->compliance_put(f->st, f->t.id, 2, &put, 1,
                                               2000, &n_changed), MDM_OK);
   assert_int_equal(n_changed, 1);
+  /* A batch computed under a replaced generation writes nothing. */
+  put.state = "unknown";
+  assert_int_equal(f->st->ops->compliance_put(f->st, f->t.id, 1, &put, 1,
+                                              2000, &n_changed), MDM_OK);
+  assert_int_equal(n_changed, 0);
   assert_int_equal(f->st->ops->device_eval_state(f->st, f->t.id, id, &es,
                                                  NULL), MDM_OK);
   assert_string_equal(es.compliance, "compliant");
