@@ -6,6 +6,7 @@
 #include <string.h>
 #include "core/util.h"
 #include "server/api.h"
+#include "server/policyset.h"
 
 static int enum_ok(const char *v, const char *const *allowed)
 {
@@ -109,6 +110,44 @@ mdm_rc mdm_api_devices_get(struct mdm_req *r)
   return mdm_req_reply_json(r, 200, d);
 }
 
+/* Labels select policies: evaluate the device again now rather than at its
+ * next check-in.  Best effort; the stored verdict is already marked stale,
+ * so a failure here only delays it. */
+static mdm_rc reevaluate(struct mdm_req *r, json_t *dev)
+{
+  struct mdm_store *st = r->srv->store;
+  struct mdm_eval_state es;
+  struct mdm_policyset *ps = NULL;
+  struct mdm_device_verdict dv;
+  struct mdm_compliance_put put;
+  json_t *facts = json_object_get(dev, "facts");
+  const char *platform = json_string_value(json_object_get(facts, "platform"));
+  mdm_rc rc;
+
+  memset(&dv, 0, sizeof(dv));
+  rc = st->ops->device_eval_state(st, r->who.tenant_id, r->params[0], &es,
+                                  NULL);
+  if(!rc)
+    rc = mdm_policyset_current(r->srv, r->who.tenant_id, &ps);
+  if(!rc)
+    rc = mdm_policyset_eval(ps, facts, platform,
+                            json_object_get(dev, "labels"), &dv);
+  if(!rc) {
+    memset(&put, 0, sizeof(put));
+    put.device_id = r->params[0];
+    put.facts_hash = es.facts_hash;
+    put.state = mdm_verdict_name(dv.verdict);
+    put.reasons_json = dv.reasons_json;
+    put.policy_etag = dv.etag;
+    put.is_state_changed = strcmp(put.state, es.compliance) != 0;
+    rc = st->ops->compliance_put(st, r->who.tenant_id, ps->gen, &put, 1,
+                                 mdm_now_ms() / 1000, NULL);
+  }
+  free(dv.reasons_json);
+  mdm_policyset_put(ps);
+  return rc;
+}
+
 mdm_rc mdm_api_devices_patch(struct mdm_req *r)
 {
   static const char *const fields[] = {"labels", "user_principal_name", NULL};
@@ -158,6 +197,15 @@ mdm_rc mdm_api_devices_patch(struct mdm_req *r)
   if(rc) {
     mdm_req_fail(r, rc, "cannot update the device");
     goto out;
+  }
+  if(labels && reevaluate(r, out) == MDM_OK) {
+    /* Answer with the device as it is now, verdict included. */
+    json_t *fresh = NULL;
+    if(!r->srv->store->ops->device_get(r->srv->store, r->who.tenant_id,
+                                       r->params[0], &fresh)) {
+      json_decref(out);
+      out = fresh;
+    }
   }
   rc = mdm_req_reply_json(r, 200, out);
 out:
