@@ -107,8 +107,7 @@ static mdm_rc sq_conn_open(struct sq_conn *c, const char *path, int is_writer)
                           "PRAGMA synchronous=FULL;"
                           "PRAGMA foreign_keys=ON;"
                           "PRAGMA cache_size=-65536;"
-                          "PRAGMA wal_autocheckpoint=0;"
-                          "PRAGMA journal_size_limit=67108864;");
+                          "PRAGMA wal_autocheckpoint=0;");
   return sq_exec(c->db, "PRAGMA cache_size=-16384;");
 }
 
@@ -260,11 +259,14 @@ static void *sq_ckpt_main(void *arg)
                                  &n_log, &n_ckpt) != SQLITE_OK &&
        sqlite3_errcode(c.db) != SQLITE_BUSY)
       mdm_warn("store: checkpoint: %s", sqlite3_errmsg(c.db));
-    /* Under steady writes a passive checkpoint is never quite complete
-     * when the next transaction starts, so the WAL would never start over
-     * and would grow without bound.  Past a size, finish the job: RESTART
-     * holds writers for the few frames left and lets the next transaction
-     * reuse the file from its start (journal_size_limit trims it). */
+    /* Under steady writes (and during long scans) a passive checkpoint may
+     * never be complete when the next transaction starts, so the WAL would
+     * never start over and would grow without bound.  Past a size, finish
+     * the job: RESTART holds writers for the few frames left and a
+     * database fsync, and lets the next transaction reuse the file from
+     * its start.  The file is not truncated (an ftruncate of a large WAL
+     * in the commit path stalled check-ins for hundreds of ms); a clean
+     * stop truncates it. */
     if(n_log > SQ_WAL_RESTART_FRAMES &&
        sqlite3_wal_checkpoint_v2(c.db, NULL, SQLITE_CHECKPOINT_RESTART,
                                  NULL, NULL) != SQLITE_OK &&
