@@ -32,6 +32,15 @@ mdm_rc mdm_api_policies_delete(struct mdm_req *r);
 mdm_rc mdm_api_policies_apply(struct mdm_req *r);
 mdm_rc mdm_api_agent_policy(struct mdm_req *r);
 
+mdm_rc mdm_api_commands_create(struct mdm_req *r);
+mdm_rc mdm_api_commands_bulk(struct mdm_req *r);
+mdm_rc mdm_api_commands_list(struct mdm_req *r);
+mdm_rc mdm_api_commands_get(struct mdm_req *r);
+mdm_rc mdm_api_commands_cancel(struct mdm_req *r);
+mdm_rc mdm_api_devices_retire(struct mdm_req *r);
+mdm_rc mdm_api_agent_commands(struct mdm_req *r);
+mdm_rc mdm_api_agent_command_result(struct mdm_req *r);
+
 mdm_rc mdm_api_audit_list(struct mdm_req *r);
 mdm_rc mdm_api_audit_verify(struct mdm_req *r);
 

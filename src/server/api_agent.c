@@ -1,6 +1,7 @@
 /*
  * api_agent.c: what devices call with their device token: check-in (facts
- * stored, last_seen updated) and telemetry batches (stored once per
+ * stored, last_seen updated, the count of commands waiting answered) and
+ * telemetry batches (stored once per
  * device-side seq).  The check-in is the hot path: one group-committed
  * transaction that rewrites the wide facts row only when the facts' hash
  * changed.
@@ -79,19 +80,21 @@ mdm_rc mdm_api_agent_checkin(struct mdm_req *r)
    * last_seen moves; nothing is parsed. */
   if(r->body.len && mdm_req_is_json(r)) {
     char compliance[16], etag[72];
+    int64_t n_pending = 0;
     EVP_Digest(r->body.data, r->body.len, body_hash, NULL, EVP_sha256(),
                NULL);
     in.body_hash = body_hash;
     rc = r->srv->store->ops->checkin_touch(r->srv->store, r->who.tenant_id,
                                            r->who.id, body_hash,
                                            mdm_now_ms() / 1000, compliance,
-                                           etag);
+                                           etag, &n_pending);
     if(rc == MDM_OK)
       return mdm_req_reply_json(
         r, 200,
-        json_pack("{s:s, s:o, s:i, s:i}", "compliance", compliance,
+        json_pack("{s:s, s:o, s:I, s:i}", "compliance", compliance,
                   "policy_etag", etag[0] ? json_string(etag) : json_null(),
-                  "pending_commands", 0, "checkin_interval_s",
+                  "pending_commands", (json_int_t)n_pending,
+                  "checkin_interval_s",
                   r->srv->cfg.checkin_interval_s));
     if(rc != MDM_ERR_NOTFOUND)
       return mdm_req_fail(r, rc, "cannot store the check-in");
@@ -155,10 +158,11 @@ mdm_rc mdm_api_agent_checkin(struct mdm_req *r)
   }
   rc = mdm_req_reply_json(
     r, 200,
-    json_pack("{s:O, s:o, s:i, s:i}", "compliance",
+    json_pack("{s:O, s:o, s:O, s:i}", "compliance",
               json_object_get(state, "compliance"), "policy_etag",
               cv.etag[0] ? json_string(cv.etag) : json_null(),
-              "pending_commands", 0, "checkin_interval_s",
+              "pending_commands", json_object_get(state, "pending_commands"),
+              "checkin_interval_s",
               r->srv->cfg.checkin_interval_s));
 out:
   mdm_checkin_verdict_release(&cv);

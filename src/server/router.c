@@ -14,6 +14,11 @@
 
 #define READ_ROLES MDM_ROLES_ALL
 #define ADMIN_ROLES (MDM_ROLE_OWNER | MDM_ROLE_ADMIN)
+/* Roles that may create some command; the handler checks the type
+ * (helpdesk: lock, reboot, refresh_inventory only). */
+#define COMMAND_ROLES \
+  (MDM_ROLE_OWNER | MDM_ROLE_ADMIN | MDM_ROLE_OPERATOR | MDM_ROLE_HELPDESK)
+#define RETIRE_ROLES (MDM_ROLE_OWNER | MDM_ROLE_ADMIN | MDM_ROLE_OPERATOR)
 #define AUDIT_ROLES \
   (MDM_ROLE_OWNER | MDM_ROLE_ADMIN | MDM_ROLE_OPERATOR | MDM_ROLE_AUDITOR)
 
@@ -33,6 +38,15 @@ const struct mdm_route mdm_routes[] = {
   {"GET", "/v1/devices", mdm_api_devices_list, READ_ROLES},
   {"GET", "/v1/devices/{id}", mdm_api_devices_get, READ_ROLES},
   {"PATCH", "/v1/devices/{id}", mdm_api_devices_patch, ADMIN_ROLES},
+  {"POST", "/v1/devices/{id}/retire", mdm_api_devices_retire, RETIRE_ROLES},
+  {"POST", "/v1/devices/{id}/commands", mdm_api_commands_create,
+   COMMAND_ROLES},
+  {"GET", "/v1/devices/{id}/commands", mdm_api_commands_list, READ_ROLES},
+
+  {"POST", "/v1/commands", mdm_api_commands_bulk, COMMAND_ROLES},
+  {"GET", "/v1/commands/{id}", mdm_api_commands_get, READ_ROLES},
+  {"POST", "/v1/commands/{id}/cancel", mdm_api_commands_cancel,
+   COMMAND_ROLES},
 
   {"GET", "/v1/policies", mdm_api_policies_list, READ_ROLES},
   {"POST", "/v1/policies:apply", mdm_api_policies_apply, ADMIN_ROLES},
@@ -49,6 +63,9 @@ const struct mdm_route mdm_routes[] = {
   {"POST", "/v1/agent/checkin", mdm_api_agent_checkin, MDM_AUTH_DEVICE},
   {"POST", "/v1/agent/telemetry", mdm_api_agent_telemetry, MDM_AUTH_DEVICE},
   {"GET", "/v1/agent/policy", mdm_api_agent_policy, MDM_AUTH_DEVICE},
+  {"GET", "/v1/agent/commands", mdm_api_agent_commands, MDM_AUTH_DEVICE},
+  {"POST", "/v1/agent/commands/{id}/result", mdm_api_agent_command_result,
+   MDM_AUTH_DEVICE},
 };
 
 const int mdm_n_routes = (int)(sizeof(mdm_routes) / sizeof(mdm_routes[0]));

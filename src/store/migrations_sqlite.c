@@ -119,6 +119,36 @@ const struct mdm_migration mdm_sqlite_migrations[] = {
    "  PRIMARY KEY (tenant_id, device_id)) WITHOUT ROWID;"
    "CREATE INDEX device_status_compliance"
    "  ON device_status(tenant_id, compliance);"},
+  {3, "commands",
+   /* The command queue (docs/api.md "Commands").  Times are epoch seconds;
+    * a rowid table, so that the rowid orders a device's commands by when
+    * they were queued (the list's order and cursor). */
+   "CREATE TABLE commands ("
+   "  tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+   "  id TEXT NOT NULL,"
+   "  device_id TEXT NOT NULL,"
+   "  type TEXT NOT NULL,"
+   "  params TEXT NOT NULL DEFAULT '{}',"
+   "  status TEXT NOT NULL DEFAULT 'queued',"
+   "  detail TEXT,"
+   "  issued_at INTEGER NOT NULL,"
+   "  expires_at INTEGER NOT NULL,"
+   "  created_by TEXT NOT NULL,"
+   "  sent_at INTEGER,"
+   "  acknowledged_at INTEGER,"
+   "  completed_at INTEGER,"
+   "  canceled_at INTEGER,"
+   "  UNIQUE (tenant_id, id));"
+   /* What waits for a device: the check-in's count and the agent's fetch
+    * read only this index. */
+   "CREATE INDEX commands_pending"
+   "  ON commands(tenant_id, device_id, status, expires_at);"
+   /* A device's commands newest first (the implicit rowid suffix orders
+    * them). */
+   "CREATE INDEX commands_device ON commands(tenant_id, device_id);"
+   /* The wipe command a pending retirement waits for (kept, for the
+    * record, once the device is retired). */
+   "ALTER TABLE devices ADD COLUMN retire_command_id TEXT;"},
 };
 
 const int mdm_sqlite_n_migrations =

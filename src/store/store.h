@@ -136,6 +136,26 @@ struct mdm_device_filter {
   int limit;
 };
 
+/* A command to queue (docs/api.md, "Commands").  Strings borrowed. */
+struct mdm_command_new {
+  const char *type;           /* lock, wipe, selective_wipe, ... */
+  const char *params_json;    /* canonical JSON object */
+  int64_t now;                /* issued_at */
+  int64_t expires_at;
+  const char *actor;          /* created_by, and the audit records' actor */
+};
+
+/* Which active devices a bulk command goes to; every given part must
+ * match (NULL: any).  Borrowed. */
+struct mdm_command_selector {
+  const char *platform;
+  const char *compliance;
+  json_t *labels;             /* {key: "value"} or NULL */
+};
+
+/* The most devices one bulk command may reach. */
+#define MDM_BULK_MAX 100000
+
 struct mdm_audit_verify {
   int ok;
   int64_t records;
@@ -179,16 +199,20 @@ struct mdm_store_ops {
   mdm_rc (*enroll)(struct mdm_store *s, const char *tenant,
                    const struct mdm_enroll_in *in,
                    const struct mdm_audit_in *a, json_t **device);
+  /* *state: {compliance, pending_commands}. */
   mdm_rc (*checkin)(struct mdm_store *s, const char *tenant,
                     const struct mdm_checkin_in *in, json_t **state);
   /* The fast check-in: if the device is active, its last check-in's body
    * had this SHA-256 and its verdict is of the current policy generation,
    * move last_seen and return the stored compliance and bundle ETag.
+   * *n_pending is how many commands wait for it (queued or sent, not
+   * expired).
    * MDM_ERR_NOTFOUND when any of that is not so (do a full check-in). */
   mdm_rc (*checkin_touch)(struct mdm_store *s, const char *tenant,
                           const char *device_id,
                           const unsigned char body_hash[32], int64_t now,
-                          char compliance[16], char etag[72]);
+                          char compliance[16], char etag[72],
+                          int64_t *n_pending);
   mdm_rc (*device_active)(struct mdm_store *s, const char *tenant,
                           const char *device_id);
   mdm_rc (*device_get)(struct mdm_store *s, const char *tenant,
@@ -231,6 +255,70 @@ struct mdm_store_ops {
   mdm_rc (*telemetry_put)(struct mdm_store *s, const char *tenant,
                           const char *device_id, json_t *events,
                           int64_t dropped, int64_t now, json_t **result);
+
+  /* ---- commands (docs/api.md "Commands").  A command that is not
+   * completed, failed or canceled by its expires_at becomes expired
+   * (audited command.expire, actor "system") whenever a read, a fetch, a
+   * result or a cancel touches it.  Objects are the API's command shape;
+   * the caller owns them. */
+
+  /* Queue one command for device_id (audited command.create).
+   * MDM_ERR_NOTFOUND: no such device; MDM_ERR_CONFLICT: it is not active. */
+  mdm_rc (*command_create)(struct mdm_store *s, const char *tenant,
+                           const char *device_id,
+                           const struct mdm_command_new *in, json_t **out);
+  /* One command per active device that sel matches, all in one
+   * transaction, each with its own command.create record (detail says
+   * "bulk": true).  *ids: array of the new ids, in device id order.
+   * MDM_ERR_TOOBIG when more than MDM_BULK_MAX devices match (nothing is
+   * written). */
+  mdm_rc (*command_create_bulk)(struct mdm_store *s, const char *tenant,
+                                const struct mdm_command_selector *sel,
+                                const struct mdm_command_new *in,
+                                json_t **ids);
+  mdm_rc (*command_get)(struct mdm_store *s, const char *tenant,
+                        const char *id, int64_t now, json_t **out);
+  /* A device's commands, newest first; status may be NULL (all).
+   * after: the cursor (0: from the newest); *next: the next page's cursor
+   * or 0.  MDM_ERR_NOTFOUND when the device does not exist. */
+  mdm_rc (*command_list)(struct mdm_store *s, const char *tenant,
+                         const char *device_id, const char *status,
+                         int64_t after, int limit, int64_t now,
+                         json_t **items, int64_t *next);
+  /* queued|sent → canceled (audited command.cancel); canceling a canceled
+   * command changes nothing.  MDM_ERR_CONFLICT when it is past sent
+   * (acknowledged, completed, failed, expired).  Canceling a device's
+   * pending retirement wipe abandons the retirement. */
+  mdm_rc (*command_cancel)(struct mdm_store *s, const char *tenant,
+                           const char *id, int64_t now, const char *actor,
+                           json_t **out);
+  /* The device's queued and sent commands that have not expired, oldest
+   * first; queued ones become sent (audited command.send).
+   * MDM_ERR_AUTH when the device is not active. */
+  mdm_rc (*agent_commands_fetch)(struct mdm_store *s, const char *tenant,
+                                 const char *device_id, int64_t now,
+                                 json_t **items);
+  /* The device says status (acknowledged|completed|failed) of command id.
+   * Forward only and idempotent: a result that does not move the command
+   * forward changes nothing and is MDM_OK.  MDM_ERR_NOTFOUND: no such
+   * command of this device; MDM_ERR_CONFLICT: expired or canceled;
+   * MDM_ERR_AUTH: the device is not active.  A device's retirement wipe
+   * reaching completed or failed retires the device in the same
+   * transaction. */
+  mdm_rc (*command_result)(struct mdm_store *s, const char *tenant,
+                           const char *device_id, const char *id,
+                           const char *status, const char *detail,
+                           int64_t now, json_t **out);
+  /* Retire a device: wipe "none" retires it at once; "selective" or "full"
+   * queues a selective_wipe or wipe command expiring at expires_at and
+   * marks the device retire_pending until that command ends.  Audited
+   * device.retire (and device.retired when done).  *out: the device.
+   * MDM_ERR_NOTFOUND; MDM_ERR_CONFLICT when the device is not active or
+   * its retirement is already pending. */
+  mdm_rc (*device_retire)(struct mdm_store *s, const char *tenant,
+                          const char *device_id, const char *wipe,
+                          int64_t now, int64_t expires_at,
+                          const char *actor, json_t **out);
 
   mdm_rc (*audit_list)(struct mdm_store *s, const char *tenant,
                        int64_t after_seq, int limit, json_t **items,

@@ -1060,18 +1060,25 @@ struct checkin_args {
   const char *tenant;
   const struct mdm_checkin_in *in;
   char compliance[16];
+  int64_t n_pending;
 };
+
+/* How many commands wait for the device (?1 tenant, ?2 device, ?3 now):
+ * read from the commands_pending index alone. */
+#define SQL_PENDING_COUNT                                                  \
+  "(SELECT count(*) FROM commands WHERE tenant_id = ?1 AND device_id = ?2" \
+  " AND status IN ('queued', 'sent') AND expires_at > ?3)"
 
 static const char SQL_CHECKIN_STATUS[] =
   "UPDATE device_status SET last_seen = ?3, body_hash = ?4"
   " WHERE tenant_id = ?1 AND device_id = ?2 AND state = 'active'"
-  " RETURNING facts_hash, compliance";
+  " RETURNING facts_hash, compliance, " SQL_PENDING_COUNT;
 static const char SQL_CHECKIN_TOUCH[] =
   "UPDATE device_status SET last_seen = ?3"
   " WHERE tenant_id = ?1 AND device_id = ?2 AND state = 'active'"
   " AND body_hash = ?4"
   " AND eval_gen = (SELECT policy_gen FROM tenants WHERE id = ?1)"
-  " RETURNING compliance, policy_etag";
+  " RETURNING compliance, policy_etag, " SQL_PENDING_COUNT;
 static const char SQL_CHECKIN_FACTS[] =
   "UPDATE devices SET facts = ?3, facts_updated_at = ?4, policy_status = ?5,"
   " serial = json_extract(?3,'$.serial'),"
@@ -1171,6 +1178,7 @@ static mdm_rc job_checkin(struct sq_conn *c, struct sq_job *j)
     is_same = h && !strcmp(h, in->facts_hash);
     mdm_strlcpy(x->compliance, col_text(st, 1) ? col_text(st, 1) : "unknown",
                 sizeof(x->compliance));
+    x->n_pending = sqlite3_column_int64(st, 2);
     r = sqlite3_step(st);  /* run to completion */
   }
   else
@@ -1226,7 +1234,8 @@ static mdm_rc sq_checkin(struct mdm_store *s, const char *tenant,
   rc = sq_submit((struct sq_store *)s, job_checkin, &x);
   if(rc || !state)
     return rc;
-  *state = json_pack("{s:s}", "compliance", x.compliance);
+  *state = json_pack("{s:s, s:I}", "compliance", x.compliance,
+                     "pending_commands", (json_int_t)x.n_pending);
   return *state ? MDM_OK : MDM_ERR_NOMEM;
 }
 
@@ -1235,6 +1244,7 @@ struct touch_args {
   const unsigned char *hash;
   int64_t now;
   char *compliance, *etag;
+  int64_t *n_pending;
 };
 
 static mdm_rc job_checkin_touch(struct sq_conn *c, struct sq_job *j)
@@ -1254,6 +1264,7 @@ static mdm_rc job_checkin_touch(struct sq_conn *c, struct sq_job *j)
     mdm_strlcpy(x->compliance, col_text(st, 0) ? col_text(st, 0) : "unknown",
                 16);
     mdm_strlcpy(x->etag, col_text(st, 1) ? col_text(st, 1) : "", 72);
+    *x->n_pending = sqlite3_column_int64(st, 2);
     rc = MDM_OK;
     sqlite3_step(st);
   }
@@ -1266,9 +1277,11 @@ static mdm_rc job_checkin_touch(struct sq_conn *c, struct sq_job *j)
 static mdm_rc sq_checkin_touch(struct mdm_store *s, const char *tenant,
                                const char *device_id,
                                const unsigned char body_hash[32], int64_t now,
-                               char compliance[16], char etag[72])
+                               char compliance[16], char etag[72],
+                               int64_t *n_pending)
 {
-  struct touch_args x = {tenant, device_id, body_hash, now, compliance, etag};
+  struct touch_args x = {tenant, device_id, body_hash, now, compliance, etag,
+                         n_pending};
   return sq_submit((struct sq_store *)s, job_checkin_touch, &x);
 }
 
@@ -1302,7 +1315,8 @@ static mdm_rc sq_device_active(struct mdm_store *s, const char *tenant,
   "d.id, d.serial, d.platform, d.hostname, d.model, d.os_name,"             \
   " d.os_version, d.os_build, d.os_kernel, d.labels, d.upn, d.enrolled_at," \
   " s.last_seen, s.state, s.compliance, d.facts, d.telemetry_dropped,"  \
-  " c.reasons, c.changed_at, d.policy_status, s.policy_etag, t.name"
+  " c.reasons, c.changed_at, d.policy_status, s.policy_etag, t.name,"   \
+  " d.retire_command_id"
 #define DEVICE_FROM                                          \
   " FROM devices d JOIN device_status s"                     \
   " ON s.tenant_id = d.tenant_id AND s.device_id = d.id"     \
@@ -1324,7 +1338,7 @@ static json_t *device_row(sqlite3_stmt *st)
   }
   return json_pack(
     "{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
-    " s:o, s:I, s:o, s:o, s:o, s:o}",
+    " s:o, s:I, s:o, s:o, s:o, s:o, s:b, s:o}",
     "id", col_text(st, 0), "tenant", json_text_or_null(col_text(st, 21)),
     "serial", json_text_or_null(col_text(st, 1)),
     "platform", json_text_or_null(col_text(st, 2)), "hostname",
@@ -1338,7 +1352,11 @@ static json_t *device_row(sqlite3_stmt *st)
     "telemetry_dropped", (json_int_t)sqlite3_column_int64(st, 16),
     "compliance_reasons", reasons, "compliance_changed_at",
     json_time_or_null(st, 18), "policy_status", json_parse_col(st, 19),
-    "policy_etag", json_text_or_null(col_text(st, 20)));
+    "policy_etag", json_text_or_null(col_text(st, 20)),
+    /* Pending while the device is active and waits for its wipe. */
+    "retire_pending", col_text(st, 22) && col_text(st, 13) &&
+                      !strcmp(col_text(st, 13), "active"),
+    "retire_command_id", json_text_or_null(col_text(st, 22)));
 }
 
 static const char SQL_DEVICE_GET[] =
@@ -2197,6 +2215,1014 @@ static mdm_rc sq_telemetry_put(struct mdm_store *s, const char *tenant,
   return *result ? MDM_OK : MDM_ERR_NOMEM;
 }
 
+/* ---- commands --------------------------------------------------------- */
+
+/* Lifecycle (docs/api.md "Commands"): queued → sent → acknowledged →
+ * completed | failed, or expired (not completed by expires_at) or canceled
+ * (while queued or sent).  Every transition is written with its time and
+ * its audit record in one job.  Expiry needs no timer: whatever touches a
+ * device's commands (a read, the agent's fetch, a result, a cancel) first
+ * turns its overdue ones into expired.  A device's retirement wipe that
+ * ends (completed, failed, expired) retires the device in the same job. */
+
+#define COMMAND_COLS                                                       \
+  "id, device_id, type, params, status, detail, issued_at, expires_at,"    \
+  " created_by, sent_at, acknowledged_at, completed_at, canceled_at, rowid"
+#define COMMAND_OPEN "status IN ('queued', 'sent', 'acknowledged')"
+
+static json_t *command_row(sqlite3_stmt *st)
+{
+  return json_pack("{s:s, s:s, s:s, s:o, s:s, s:o, s:o, s:o, s:s, s:o, s:o,"
+                   " s:o, s:o}",
+                   "id", col_text(st, 0), "device_id", col_text(st, 1),
+                   "type", col_text(st, 2), "params", json_parse_col(st, 3),
+                   "status", col_text(st, 4),
+                   "detail", json_text_or_null(col_text(st, 5)),
+                   "issued_at", json_time_or_null(st, 6),
+                   "expires_at", json_time_or_null(st, 7),
+                   "created_by", col_text(st, 8),
+                   "sent_at", json_time_or_null(st, 9),
+                   "acknowledged_at", json_time_or_null(st, 10),
+                   "completed_at", json_time_or_null(st, 11),
+                   "canceled_at", json_time_or_null(st, 12));
+}
+
+/* A status's place in the forward-only order. */
+static int status_rank(const char *s)
+{
+  if(!strcmp(s, "queued"))
+    return 0;
+  if(!strcmp(s, "sent"))
+    return 1;
+  if(!strcmp(s, "acknowledged"))
+    return 2;
+  return 3;  /* completed failed expired canceled: final */
+}
+
+static int status_is_open(const char *s)
+{
+  return status_rank(s) < 3;
+}
+
+static const char SQL_COMMAND_GET[] =
+  "SELECT " COMMAND_COLS " FROM commands WHERE tenant_id = ?1 AND id = ?2";
+
+/* The command as the API shows it, on connection c. */
+static mdm_rc command_get_on(struct sq_conn *c, const char *tenant,
+                             const char *id, json_t **out)
+{
+  sqlite3_stmt *st = sq_stmt(c, SQL_COMMAND_GET);
+  mdm_rc rc = MDM_ERR_NOTFOUND;
+  int r;
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, tenant);
+  bind_text(st, 2, id);
+  r = sqlite3_step(st);
+  if(r == SQLITE_ROW) {
+    *out = command_row(st);
+    rc = *out ? MDM_OK : MDM_ERR_NOMEM;
+  }
+  else if(r != SQLITE_DONE)
+    rc = MDM_ERR_STORE;
+  sq_done(st);
+  return rc;
+}
+
+/* The strings of a json array of strings, collected before writing so no
+ * statement is left half-stepped while others change the table. */
+static mdm_rc collect_ids(struct sq_conn *c, sqlite3_stmt *st, json_t *ids)
+{
+  int r;
+  while((r = sqlite3_step(st)) == SQLITE_ROW)
+    if(json_array_append_new(ids, json_string(col_text(st, 0))))
+      return MDM_ERR_NOMEM;
+  if(r != SQLITE_DONE) {
+    mdm_error("sqlite: step: %s", sqlite3_errmsg(c->db));
+    return MDM_ERR_STORE;
+  }
+  return MDM_OK;
+}
+
+static const char SQL_COMMAND_INSERT[] =
+  "INSERT INTO commands(tenant_id, id, device_id, type, params, status,"
+  " issued_at, expires_at, created_by) VALUES (?1,?2,?3,?4,?5,'queued',?6,"
+  " ?7,?8)";
+
+/* Insert one queued command with its command.create record. */
+static mdm_rc command_insert(struct sq_conn *c, const char *tenant,
+                             const char *id, const char *device_id,
+                             const struct mdm_command_new *in, int is_bulk)
+{
+  sqlite3_stmt *st = sq_stmt(c, SQL_COMMAND_INSERT);
+  struct mdm_audit_in a;
+  json_t *params;
+  mdm_rc rc;
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, tenant);
+  bind_text(st, 2, id);
+  bind_text(st, 3, device_id);
+  bind_text(st, 4, in->type);
+  bind_text(st, 5, in->params_json ? in->params_json : "{}");
+  sqlite3_bind_int64(st, 6, in->now);
+  sqlite3_bind_int64(st, 7, in->expires_at);
+  bind_text(st, 8, in->actor);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(rc)
+    return rc;
+  params = json_loads(in->params_json ? in->params_json : "{}", 0, NULL);
+  a.actor = in->actor;
+  a.action = "command.create";
+  a.target = id;
+  a.detail = json_pack("{s:s, s:s, s:o, s:I}", "device_id", device_id,
+                       "type", in->type, "params",
+                       params ? params : json_object(), "expires_at",
+                       (json_int_t)in->expires_at);
+  if(!a.detail)
+    return MDM_ERR_NOMEM;
+  if(is_bulk)
+    json_object_set_new(a.detail, "bulk", json_true());
+  rc = sq_audit(c, tenant, &a);
+  json_decref(a.detail);
+  return rc;
+}
+
+static const char SQL_COMMAND_OPEN_IDS[] =
+  "SELECT id FROM commands WHERE tenant_id = ?1 AND device_id = ?2"
+  " AND " COMMAND_OPEN " ORDER BY rowid";
+static const char SQL_COMMAND_CANCEL[] =
+  "UPDATE commands SET status = 'canceled', canceled_at = ?3"
+  " WHERE tenant_id = ?1 AND id = ?2";
+static const char SQL_DEVICE_RETIRED[] =
+  "UPDATE device_status SET state = ?3"
+  " WHERE tenant_id = ?1 AND device_id = ?2 AND state = 'active'";
+
+/* Set command id's status to canceled with its audit record. */
+static mdm_rc command_set_canceled(struct sq_conn *c, const char *tenant,
+                                   const char *id, int64_t now,
+                                   const char *actor, const char *reason)
+{
+  sqlite3_stmt *st = sq_stmt(c, SQL_COMMAND_CANCEL);
+  struct mdm_audit_in a;
+  mdm_rc rc;
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, tenant);
+  bind_text(st, 2, id);
+  sqlite3_bind_int64(st, 3, now);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(rc)
+    return rc;
+  a.actor = actor;
+  a.action = "command.cancel";
+  a.target = id;
+  a.detail = reason ? json_pack("{s:s}", "reason", reason) : NULL;
+  rc = sq_audit(c, tenant, &a);
+  json_decref(a.detail);
+  return rc;
+}
+
+/* The device leaves service: state becomes state (retired or wiped), its
+ * other open commands are canceled (they can never be delivered now) and
+ * device.retired is audited.  command_id: the wipe that ended, or NULL. */
+static mdm_rc device_set_retired(struct sq_conn *c, const char *tenant,
+                                 const char *device_id, const char *state,
+                                 const char *command_id,
+                                 const char *command_status, int64_t now,
+                                 const char *actor)
+{
+  sqlite3_stmt *st = sq_stmt(c, SQL_DEVICE_RETIRED);
+  json_t *ids = json_array(), *v;
+  struct mdm_audit_in a;
+  size_t i;
+  mdm_rc rc;
+  if(!st || !ids) {
+    json_decref(ids);
+    return st ? MDM_ERR_NOMEM : MDM_ERR_STORE;
+  }
+  bind_text(st, 1, tenant);
+  bind_text(st, 2, device_id);
+  bind_text(st, 3, state);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(rc)
+    goto out;
+  st = sq_stmt(c, SQL_COMMAND_OPEN_IDS);
+  if(!st) {
+    rc = MDM_ERR_STORE;
+    goto out;
+  }
+  bind_text(st, 1, tenant);
+  bind_text(st, 2, device_id);
+  rc = collect_ids(c, st, ids);
+  sq_done(st);
+  json_array_foreach(ids, i, v) {
+    if(rc)
+      break;
+    rc = command_set_canceled(c, tenant, json_string_value(v), now, actor,
+                              "device retired");
+  }
+  if(rc)
+    goto out;
+  a.actor = actor;
+  a.action = "device.retired";
+  a.target = device_id;
+  a.detail = json_pack("{s:s, s:o, s:o}", "state", state, "command_id",
+                       json_text_or_null(command_id), "command_status",
+                       json_text_or_null(command_status));
+  rc = sq_audit(c, tenant, &a);
+  json_decref(a.detail);
+out:
+  json_decref(ids);
+  return rc;
+}
+
+static const char SQL_RETIRE_WAITING[] =
+  "SELECT 1 FROM devices d JOIN device_status s"
+  " ON s.tenant_id = d.tenant_id AND s.device_id = d.id"
+  " WHERE d.tenant_id = ?1 AND d.id = ?2 AND d.retire_command_id = ?3"
+  " AND s.state = 'active'";
+
+/* Command id (of type, on device_id) just ended with status: if it is the
+ * wipe the device's retirement waits for, retire the device now. */
+static mdm_rc command_ended(struct sq_conn *c, const char *tenant,
+                            const char *device_id, const char *id,
+                            const char *type, const char *status,
+                            int64_t now, const char *actor)
+{
+  sqlite3_stmt *st = sq_stmt(c, SQL_RETIRE_WAITING);
+  int r;
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, tenant);
+  bind_text(st, 2, device_id);
+  bind_text(st, 3, id);
+  r = sqlite3_step(st);
+  sq_done(st);
+  if(r == SQLITE_DONE)
+    return MDM_OK;
+  if(r != SQLITE_ROW)
+    return MDM_ERR_STORE;
+  return device_set_retired(c, tenant, device_id,
+                            !strcmp(type, "wipe") &&
+                                !strcmp(status, "completed")
+                              ? "wiped"
+                              : "retired",
+                            id, status, now, actor);
+}
+
+static const char SQL_COMMAND_OVERDUE[] =
+  "SELECT id, type FROM commands WHERE tenant_id = ?1 AND device_id = ?2"
+  " AND " COMMAND_OPEN " AND expires_at <= ?3 ORDER BY rowid";
+static const char SQL_COMMAND_EXPIRE[] =
+  "UPDATE commands SET status = 'expired'"
+  " WHERE tenant_id = ?1 AND id = ?2 AND " COMMAND_OPEN;
+
+/* Turn device_id's overdue open commands into expired, each audited
+ * command.expire by "system" (in the caller's job). */
+static mdm_rc expire_due(struct sq_conn *c, const char *tenant,
+                         const char *device_id, int64_t now)
+{
+  sqlite3_stmt *st = sq_stmt(c, SQL_COMMAND_OVERDUE);
+  json_t *rows = json_array(), *v;
+  size_t i;
+  int r;
+  mdm_rc rc = MDM_OK;
+  if(!st || !rows) {
+    json_decref(rows);
+    return st ? MDM_ERR_NOMEM : MDM_ERR_STORE;
+  }
+  bind_text(st, 1, tenant);
+  bind_text(st, 2, device_id);
+  sqlite3_bind_int64(st, 3, now);
+  while((r = sqlite3_step(st)) == SQLITE_ROW)
+    json_array_append_new(rows, json_pack("[s, s]", col_text(st, 0),
+                                          col_text(st, 1)));
+  if(r != SQLITE_DONE)
+    rc = MDM_ERR_STORE;
+  sq_done(st);
+  json_array_foreach(rows, i, v) {
+    const char *id = json_string_value(json_array_get(v, 0));
+    const char *type = json_string_value(json_array_get(v, 1));
+    struct mdm_audit_in a;
+    if(rc)
+      break;
+    if(!id || !type) {
+      rc = MDM_ERR_NOMEM;
+      break;
+    }
+    st = sq_stmt(c, SQL_COMMAND_EXPIRE);
+    if(!st) {
+      rc = MDM_ERR_STORE;
+      break;
+    }
+    bind_text(st, 1, tenant);
+    bind_text(st, 2, id);
+    rc = sq_step_done(c, st);
+    sq_done(st);
+    if(rc)
+      break;
+    a.actor = "system";
+    a.action = "command.expire";
+    a.target = id;
+    a.detail = json_pack("{s:s}", "device_id", device_id);
+    rc = sq_audit(c, tenant, &a);
+    json_decref(a.detail);
+    if(!rc)
+      rc = command_ended(c, tenant, device_id, id, type, "expired", now,
+                         "system");
+  }
+  json_decref(rows);
+  return rc;
+}
+
+struct expire_args {
+  const char *tenant, *device_id;
+  int64_t now;
+};
+
+static mdm_rc job_expire(struct sq_conn *c, struct sq_job *j)
+{
+  struct expire_args *x = j->arg;
+  return expire_due(c, x->tenant, x->device_id, x->now);
+}
+
+static const char SQL_DEVICE_STATE[] =
+  "SELECT state FROM device_status WHERE tenant_id = ?1 AND device_id = ?2";
+
+/* The device's state into out: MDM_ERR_NOTFOUND when it does not exist. */
+static mdm_rc device_state_on(struct sq_conn *c, const char *tenant,
+                              const char *device_id, char out[16])
+{
+  sqlite3_stmt *st = sq_stmt(c, SQL_DEVICE_STATE);
+  mdm_rc rc = MDM_ERR_NOTFOUND;
+  int r;
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, tenant);
+  bind_text(st, 2, device_id);
+  r = sqlite3_step(st);
+  if(r == SQLITE_ROW) {
+    mdm_strlcpy(out, col_text(st, 0) ? col_text(st, 0) : "", 16);
+    rc = MDM_OK;
+  }
+  else if(r != SQLITE_DONE)
+    rc = MDM_ERR_STORE;
+  sq_done(st);
+  return rc;
+}
+
+struct command_create_args {
+  const char *tenant, *device_id;
+  const struct mdm_command_new *in;
+  char id[MDM_UUID_LEN + 1];
+  json_t *out;
+};
+
+static mdm_rc job_command_create(struct sq_conn *c, struct sq_job *j)
+{
+  struct command_create_args *x = j->arg;
+  char state[16];
+  mdm_rc rc = device_state_on(c, x->tenant, x->device_id, state);
+  if(rc)
+    return rc;
+  if(strcmp(state, "active"))
+    return MDM_ERR_CONFLICT;
+  rc = command_insert(c, x->tenant, x->id, x->device_id, x->in, 0);
+  if(!rc)
+    rc = command_get_on(c, x->tenant, x->id, &x->out);
+  return rc;
+}
+
+static mdm_rc sq_command_create(struct mdm_store *s, const char *tenant,
+                                const char *device_id,
+                                const struct mdm_command_new *in,
+                                json_t **out)
+{
+  struct command_create_args x;
+  mdm_rc rc;
+  memset(&x, 0, sizeof(x));
+  x.tenant = tenant;
+  x.device_id = device_id;
+  x.in = in;
+  rc = mdm_uuid_v4(x.id);
+  if(!rc)
+    rc = sq_submit((struct sq_store *)s, job_command_create, &x);
+  if(rc || !out)
+    json_decref(x.out);
+  else
+    *out = x.out;
+  return rc;
+}
+
+static const char SQL_BULK_DEVICES[] =
+  "SELECT d.id, d.labels FROM devices d JOIN device_status s"
+  " ON s.tenant_id = d.tenant_id AND s.device_id = d.id"
+  " WHERE d.tenant_id = ?1 AND s.state = 'active'"
+  " AND (?2 IS NULL OR d.platform = ?2)"
+  " AND (?3 IS NULL OR s.compliance = ?3) ORDER BY d.id";
+
+struct bulk_args {
+  const char *tenant;
+  const struct mdm_command_selector *sel;
+  const struct mdm_command_new *in;
+  json_t *ids;
+};
+
+/* Do a device's labels (JSON text) hold every label of want? */
+static int labels_match(const char *text, json_t *want)
+{
+  json_t *have, *v;
+  const char *k;
+  int ok = 1;
+  if(!json_object_size(want))
+    return 1;
+  have = json_loads(text ? text : "{}", 0, NULL);
+  json_object_foreach(want, k, v) {
+    const char *hv = json_string_value(json_object_get(have, k));
+    if(!hv || !json_is_string(v) || strcmp(hv, json_string_value(v))) {
+      ok = 0;
+      break;
+    }
+  }
+  json_decref(have);
+  return ok;
+}
+
+static mdm_rc job_command_bulk(struct sq_conn *c, struct sq_job *j)
+{
+  struct bulk_args *x = j->arg;
+  sqlite3_stmt *st = sq_stmt(c, SQL_BULK_DEVICES);
+  json_t *devices = json_array(), *v;
+  size_t i;
+  int r;
+  mdm_rc rc = MDM_OK;
+
+  if(!st || !devices) {
+    json_decref(devices);
+    return st ? MDM_ERR_NOMEM : MDM_ERR_STORE;
+  }
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, x->sel->platform);
+  bind_text(st, 3, x->sel->compliance);
+  while((r = sqlite3_step(st)) == SQLITE_ROW) {
+    if(!labels_match(col_text(st, 1), x->sel->labels))
+      continue;
+    if(json_array_size(devices) >= MDM_BULK_MAX) {
+      rc = MDM_ERR_TOOBIG;
+      break;
+    }
+    if(json_array_append_new(devices, json_string(col_text(st, 0)))) {
+      rc = MDM_ERR_NOMEM;
+      break;
+    }
+  }
+  if(!rc && r != SQLITE_DONE)
+    rc = MDM_ERR_STORE;
+  sq_done(st);
+  json_array_foreach(devices, i, v) {
+    char id[MDM_UUID_LEN + 1];
+    if(rc)
+      break;
+    rc = mdm_uuid_v4(id);
+    if(!rc)
+      rc = command_insert(c, x->tenant, id, json_string_value(v), x->in, 1);
+    if(!rc && json_array_append_new(x->ids, json_string(id)))
+      rc = MDM_ERR_NOMEM;
+  }
+  json_decref(devices);
+  return rc;
+}
+
+static mdm_rc sq_command_create_bulk(struct mdm_store *s, const char *tenant,
+                                     const struct mdm_command_selector *sel,
+                                     const struct mdm_command_new *in,
+                                     json_t **ids)
+{
+  struct bulk_args x = {tenant, sel, in, json_array()};
+  mdm_rc rc;
+  if(!x.ids)
+    return MDM_ERR_NOMEM;
+  rc = sq_submit((struct sq_store *)s, job_command_bulk, &x);
+  if(rc) {
+    json_decref(x.ids);
+    return rc;
+  }
+  *ids = x.ids;
+  return MDM_OK;
+}
+
+static const char SQL_COMMAND_IS_OVERDUE[] =
+  "SELECT 1 FROM commands WHERE tenant_id = ?1 AND device_id = ?2"
+  " AND " COMMAND_OPEN " AND expires_at <= ?3 LIMIT 1";
+static const char SQL_COMMAND_DEVICE[] =
+  "SELECT device_id FROM commands WHERE tenant_id = ?1 AND id = ?2";
+
+/* Reads touch expiry: if device_id has overdue open commands (a cheap
+ * index probe on a reader), expire them through the writer first. */
+static mdm_rc expire_if_due(struct sq_store *q, const char *tenant,
+                            const char *device_id, int64_t now)
+{
+  struct expire_args x = {tenant, device_id, now};
+  int slot, r;
+  struct sq_conn *c = sq_reader_get(q, &slot);
+  sqlite3_stmt *st = sq_stmt(c, SQL_COMMAND_IS_OVERDUE);
+  if(!st) {
+    sq_reader_put(q, slot);
+    return MDM_ERR_STORE;
+  }
+  bind_text(st, 1, tenant);
+  bind_text(st, 2, device_id);
+  sqlite3_bind_int64(st, 3, now);
+  r = sqlite3_step(st);
+  sq_done(st);
+  sq_reader_put(q, slot);
+  if(r == SQLITE_DONE)
+    return MDM_OK;
+  if(r != SQLITE_ROW)
+    return MDM_ERR_STORE;
+  return sq_submit(q, job_expire, &x);
+}
+
+static mdm_rc sq_command_get(struct mdm_store *s, const char *tenant,
+                             const char *id, int64_t now, json_t **out)
+{
+  struct sq_store *q = (struct sq_store *)s;
+  char device_id[MDM_UUID_LEN + 1] = "";
+  int slot, r;
+  struct sq_conn *c = sq_reader_get(q, &slot);
+  sqlite3_stmt *st = sq_stmt(c, SQL_COMMAND_DEVICE);
+  mdm_rc rc = MDM_ERR_STORE;
+  if(st) {
+    bind_text(st, 1, tenant);
+    bind_text(st, 2, id);
+    r = sqlite3_step(st);
+    if(r == SQLITE_ROW) {
+      mdm_strlcpy(device_id, col_text(st, 0) ? col_text(st, 0) : "",
+                  sizeof(device_id));
+      rc = MDM_OK;
+    }
+    else if(r == SQLITE_DONE)
+      rc = MDM_ERR_NOTFOUND;
+  }
+  sq_done(st);
+  sq_reader_put(q, slot);
+  if(!rc)
+    rc = expire_if_due(q, tenant, device_id, now);
+  if(rc)
+    return rc;
+  c = sq_reader_get(q, &slot);
+  rc = command_get_on(c, tenant, id, out);
+  sq_reader_put(q, slot);
+  return rc;
+}
+
+static const char SQL_COMMAND_LIST[] =
+  "SELECT " COMMAND_COLS " FROM commands WHERE tenant_id = ?1"
+  " AND device_id = ?2 AND (?3 IS NULL OR status = ?3)"
+  " AND (?4 = 0 OR rowid < ?4) ORDER BY rowid DESC LIMIT ?5";
+
+static mdm_rc sq_command_list(struct mdm_store *s, const char *tenant,
+                              const char *device_id, const char *status,
+                              int64_t after, int limit, int64_t now,
+                              json_t **items, int64_t *next)
+{
+  struct sq_store *q = (struct sq_store *)s;
+  struct sq_conn *c;
+  sqlite3_stmt *st;
+  json_t *arr = NULL;
+  char state[16];
+  int slot, n = 0, r;
+  mdm_rc rc;
+
+  *next = 0;
+  c = sq_reader_get(q, &slot);
+  rc = device_state_on(c, tenant, device_id, state);
+  sq_reader_put(q, slot);
+  if(!rc)
+    rc = expire_if_due(q, tenant, device_id, now);
+  if(rc)
+    return rc;
+  arr = json_array();
+  if(!arr)
+    return MDM_ERR_NOMEM;
+  c = sq_reader_get(q, &slot);
+  st = sq_stmt(c, SQL_COMMAND_LIST);
+  if(!st) {
+    rc = MDM_ERR_STORE;
+    goto out;
+  }
+  bind_text(st, 1, tenant);
+  bind_text(st, 2, device_id);
+  bind_text(st, 3, status);
+  sqlite3_bind_int64(st, 4, after);
+  sqlite3_bind_int(st, 5, limit + 1);
+  while((r = sqlite3_step(st)) == SQLITE_ROW) {
+    if(n == limit) {
+      /* One more row exists: continue below the last one returned. */
+      break;
+    }
+    *next = sqlite3_column_int64(st, 13);
+    json_array_append_new(arr, command_row(st));
+    n++;
+  }
+  if(r != SQLITE_ROW) {
+    *next = 0;
+    if(r != SQLITE_DONE)
+      rc = MDM_ERR_STORE;
+  }
+out:
+  sq_done(st);
+  sq_reader_put(q, slot);
+  if(rc) {
+    json_decref(arr);
+    return rc;
+  }
+  *items = arr;
+  return MDM_OK;
+}
+
+static const char SQL_COMMAND_STATE[] =
+  "SELECT device_id, type, status FROM commands"
+  " WHERE tenant_id = ?1 AND id = ?2";
+
+/* A command's device, type and status (on c). */
+static mdm_rc command_state_on(struct sq_conn *c, const char *tenant,
+                               const char *id, char device_id[40],
+                               char type[32], char status[16])
+{
+  sqlite3_stmt *st = sq_stmt(c, SQL_COMMAND_STATE);
+  mdm_rc rc = MDM_ERR_NOTFOUND;
+  int r;
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, tenant);
+  bind_text(st, 2, id);
+  r = sqlite3_step(st);
+  if(r == SQLITE_ROW) {
+    mdm_strlcpy(device_id, col_text(st, 0) ? col_text(st, 0) : "", 40);
+    mdm_strlcpy(type, col_text(st, 1) ? col_text(st, 1) : "", 32);
+    mdm_strlcpy(status, col_text(st, 2) ? col_text(st, 2) : "", 16);
+    rc = MDM_OK;
+  }
+  else if(r != SQLITE_DONE)
+    rc = MDM_ERR_STORE;
+  sq_done(st);
+  return rc;
+}
+
+struct command_op_args {
+  const char *tenant, *device_id, *id, *status, *detail, *actor;
+  int64_t now;
+  mdm_rc answer;  /* what to tell the caller once the job's writes (an
+                   * expiry) are kept */
+  json_t *out;
+};
+
+static const char SQL_RETIRE_ABANDON[] =
+  "UPDATE devices SET retire_command_id = NULL"
+  " WHERE tenant_id = ?1 AND id = ?2 AND retire_command_id = ?3";
+
+static mdm_rc job_command_cancel(struct sq_conn *c, struct sq_job *j)
+{
+  struct command_op_args *x = j->arg;
+  char device_id[40], type[32], status[16], state[16];
+  sqlite3_stmt *st;
+  mdm_rc rc = command_state_on(c, x->tenant, x->id, device_id, type, status);
+  if(!rc)
+    rc = expire_due(c, x->tenant, device_id, x->now);
+  if(!rc)
+    rc = command_state_on(c, x->tenant, x->id, device_id, type, status);
+  if(rc)
+    return rc;
+  if(!strcmp(status, "queued") || !strcmp(status, "sent")) {
+    rc = command_set_canceled(c, x->tenant, x->id, x->now, x->actor, NULL);
+    if(rc)
+      return rc;
+    /* A canceled retirement wipe: the retirement is abandoned and the
+     * device stays in service. */
+    st = sq_stmt(c, SQL_RETIRE_ABANDON);
+    if(!st)
+      return MDM_ERR_STORE;
+    bind_text(st, 1, x->tenant);
+    bind_text(st, 2, device_id);
+    bind_text(st, 3, x->id);
+    rc = sq_step_done(c, st);
+    sq_done(st);
+    if(rc)
+      return rc;
+    if(sqlite3_changes(c->db) == 1 &&
+       !device_state_on(c, x->tenant, device_id, state) &&
+       !strcmp(state, "active")) {
+      struct mdm_audit_in a = {x->actor, "device.retire_abandoned", device_id,
+                               NULL};
+      a.detail = json_pack("{s:s}", "command_id", x->id);
+      rc = sq_audit(c, x->tenant, &a);
+      json_decref(a.detail);
+      if(rc)
+        return rc;
+    }
+  }
+  else if(strcmp(status, "canceled"))
+    x->answer = MDM_ERR_CONFLICT;
+  return command_get_on(c, x->tenant, x->id, &x->out);
+}
+
+static mdm_rc command_op(struct mdm_store *s, sq_job_fn fn,
+                         struct command_op_args *x, json_t **out)
+{
+  mdm_rc rc = sq_submit((struct sq_store *)s, fn, x);
+  if(!rc)
+    rc = x->answer;
+  if(rc || !out)
+    json_decref(x->out);
+  else
+    *out = x->out;
+  return rc;
+}
+
+static mdm_rc sq_command_cancel(struct mdm_store *s, const char *tenant,
+                                const char *id, int64_t now,
+                                const char *actor, json_t **out)
+{
+  struct command_op_args x;
+  memset(&x, 0, sizeof(x));
+  x.tenant = tenant;
+  x.id = id;
+  x.now = now;
+  x.actor = actor;
+  return command_op(s, job_command_cancel, &x, out);
+}
+
+static const char SQL_COMMAND_SEND[] =
+  "UPDATE commands SET status = 'sent', sent_at = ?3"
+  " WHERE tenant_id = ?1 AND device_id = ?2 AND status = 'queued'"
+  " AND expires_at > ?3 RETURNING id";
+static const char SQL_COMMAND_FETCH[] =
+  "SELECT " COMMAND_COLS " FROM commands WHERE tenant_id = ?1"
+  " AND device_id = ?2 AND status = 'sent' AND expires_at > ?3"
+  " ORDER BY rowid";
+
+struct fetch_args {
+  const char *tenant, *device_id;
+  int64_t now;
+  json_t *items;
+};
+
+static mdm_rc job_agent_fetch(struct sq_conn *c, struct sq_job *j)
+{
+  struct fetch_args *x = j->arg;
+  char state[16], actor[48];
+  json_t *sent = json_array(), *v;
+  sqlite3_stmt *st;
+  size_t i;
+  int r;
+  mdm_rc rc = device_state_on(c, x->tenant, x->device_id, state);
+
+  if(rc == MDM_ERR_NOTFOUND || (!rc && strcmp(state, "active")))
+    rc = MDM_ERR_AUTH;
+  if(!rc && !sent)
+    rc = MDM_ERR_NOMEM;
+  if(!rc)
+    rc = expire_due(c, x->tenant, x->device_id, x->now);
+  if(rc)
+    goto out;
+  st = sq_stmt(c, SQL_COMMAND_SEND);
+  if(!st) {
+    rc = MDM_ERR_STORE;
+    goto out;
+  }
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, x->device_id);
+  sqlite3_bind_int64(st, 3, x->now);
+  rc = collect_ids(c, st, sent);
+  sq_done(st);
+  snprintf(actor, sizeof(actor), "device:%s", x->device_id);
+  json_array_foreach(sent, i, v) {
+    struct mdm_audit_in a = {actor, "command.send", json_string_value(v),
+                             NULL};
+    if(rc)
+      break;
+    rc = sq_audit(c, x->tenant, &a);
+  }
+  if(rc)
+    goto out;
+  st = sq_stmt(c, SQL_COMMAND_FETCH);
+  if(!st) {
+    rc = MDM_ERR_STORE;
+    goto out;
+  }
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, x->device_id);
+  sqlite3_bind_int64(st, 3, x->now);
+  while((r = sqlite3_step(st)) == SQLITE_ROW)
+    json_array_append_new(x->items, command_row(st));
+  if(r != SQLITE_DONE)
+    rc = MDM_ERR_STORE;
+  sq_done(st);
+out:
+  json_decref(sent);
+  return rc;
+}
+
+static mdm_rc sq_agent_commands_fetch(struct mdm_store *s,
+                                      const char *tenant,
+                                      const char *device_id, int64_t now,
+                                      json_t **items)
+{
+  struct fetch_args x = {tenant, device_id, now, json_array()};
+  mdm_rc rc;
+  if(!x.items)
+    return MDM_ERR_NOMEM;
+  rc = sq_submit((struct sq_store *)s, job_agent_fetch, &x);
+  if(rc) {
+    json_decref(x.items);
+    return rc;
+  }
+  *items = x.items;
+  return MDM_OK;
+}
+
+static const char SQL_COMMAND_ACK[] =
+  "UPDATE commands SET status = 'acknowledged', acknowledged_at = ?3,"
+  " detail = ?4, sent_at = coalesce(sent_at, ?3)"
+  " WHERE tenant_id = ?1 AND id = ?2";
+static const char SQL_COMMAND_DONE[] =
+  "UPDATE commands SET status = ?5, completed_at = ?3, detail = ?4,"
+  " sent_at = coalesce(sent_at, ?3)"
+  " WHERE tenant_id = ?1 AND id = ?2";
+
+static mdm_rc job_command_result(struct sq_conn *c, struct sq_job *j)
+{
+  struct command_op_args *x = j->arg;
+  char device_id[40], type[32], status[16], state[16], actor[48];
+  int is_final = strcmp(x->status, "acknowledged") != 0;
+  struct mdm_audit_in a;
+  sqlite3_stmt *st;
+  mdm_rc rc = device_state_on(c, x->tenant, x->device_id, state);
+
+  if(rc == MDM_ERR_NOTFOUND || (!rc && strcmp(state, "active")))
+    return MDM_ERR_AUTH;
+  if(!rc)
+    rc = command_state_on(c, x->tenant, x->id, device_id, type, status);
+  if(!rc && strcmp(device_id, x->device_id))
+    rc = MDM_ERR_NOTFOUND;  /* another device's: it does not exist here */
+  if(!rc)
+    rc = expire_due(c, x->tenant, x->device_id, x->now);
+  if(!rc)
+    rc = command_state_on(c, x->tenant, x->id, device_id, type, status);
+  if(rc)
+    return rc;
+  if(!strcmp(status, "expired") || !strcmp(status, "canceled")) {
+    x->answer = MDM_ERR_CONFLICT;
+    return MDM_OK;  /* keep the expiry just written */
+  }
+  if(status_rank(x->status) <= status_rank(status))
+    return command_get_on(c, x->tenant, x->id, &x->out);  /* a repeat */
+  st = sq_stmt(c, is_final ? SQL_COMMAND_DONE : SQL_COMMAND_ACK);
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, x->id);
+  sqlite3_bind_int64(st, 3, x->now);
+  bind_text(st, 4, x->detail);
+  if(is_final)
+    bind_text(st, 5, x->status);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(rc)
+    return rc;
+  snprintf(actor, sizeof(actor), "device:%s", x->device_id);
+  a.actor = actor;
+  a.action = "command.result";
+  a.target = x->id;
+  a.detail = json_pack("{s:s, s:s, s:o}", "device_id", x->device_id,
+                       "status", x->status, "detail",
+                       json_text_or_null(x->detail));
+  rc = sq_audit(c, x->tenant, &a);
+  json_decref(a.detail);
+  if(!rc && is_final)
+    rc = command_ended(c, x->tenant, x->device_id, x->id, type, x->status,
+                       x->now, actor);
+  if(!rc)
+    rc = command_get_on(c, x->tenant, x->id, &x->out);
+  return rc;
+}
+
+static mdm_rc sq_command_result(struct mdm_store *s, const char *tenant,
+                                const char *device_id, const char *id,
+                                const char *status, const char *detail,
+                                int64_t now, json_t **out)
+{
+  struct command_op_args x;
+  memset(&x, 0, sizeof(x));
+  x.tenant = tenant;
+  x.device_id = device_id;
+  x.id = id;
+  x.status = status;
+  x.detail = detail;
+  x.now = now;
+  return command_op(s, job_command_result, &x, out);
+}
+
+static const char SQL_RETIRE_CURRENT[] =
+  "SELECT d.retire_command_id, c.status FROM devices d LEFT JOIN commands c"
+  " ON c.tenant_id = d.tenant_id AND c.id = d.retire_command_id"
+  " WHERE d.tenant_id = ?1 AND d.id = ?2";
+static const char SQL_RETIRE_SET[] =
+  "UPDATE devices SET retire_command_id = ?3 WHERE tenant_id = ?1 AND id = ?2";
+
+struct retire_args {
+  const char *tenant, *device_id, *wipe, *actor;
+  int64_t now, expires_at;
+  json_t *out;
+};
+
+static mdm_rc job_device_retire(struct sq_conn *c, struct sq_job *j)
+{
+  struct retire_args *x = j->arg;
+  char state[16], id[MDM_UUID_LEN + 1];
+  struct mdm_audit_in a;
+  struct mdm_command_new in;
+  sqlite3_stmt *st;
+  int r, is_pending = 0;
+  mdm_rc rc = device_state_on(c, x->tenant, x->device_id, state);
+
+  if(!rc && strcmp(state, "active"))
+    rc = MDM_ERR_CONFLICT;
+  if(rc)
+    return rc;
+  /* A retirement already waiting for its wipe: one is enough. */
+  st = sq_stmt(c, SQL_RETIRE_CURRENT);
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, x->device_id);
+  r = sqlite3_step(st);
+  if(r == SQLITE_ROW && col_text(st, 0) && col_text(st, 1) &&
+     status_is_open(col_text(st, 1)))
+    is_pending = 1;
+  sq_done(st);
+  if(r != SQLITE_ROW && r != SQLITE_DONE)
+    return MDM_ERR_STORE;
+  if(is_pending)
+    return MDM_ERR_CONFLICT;
+
+  a.actor = x->actor;
+  a.action = "device.retire";
+  a.target = x->device_id;
+  a.detail = json_pack("{s:s}", "wipe", x->wipe);
+  rc = sq_audit(c, x->tenant, &a);
+  json_decref(a.detail);
+  if(rc)
+    return rc;
+  if(!strcmp(x->wipe, "none"))
+    rc = device_set_retired(c, x->tenant, x->device_id, "retired", NULL,
+                            NULL, x->now, x->actor);
+  else {
+    memset(&in, 0, sizeof(in));
+    in.type = strcmp(x->wipe, "full") ? "selective_wipe" : "wipe";
+    in.params_json = "{}";
+    in.now = x->now;
+    in.expires_at = x->expires_at;
+    in.actor = x->actor;
+    rc = mdm_uuid_v4(id);
+    if(!rc)
+      rc = command_insert(c, x->tenant, id, x->device_id, &in, 0);
+    if(rc)
+      return rc;
+    st = sq_stmt(c, SQL_RETIRE_SET);
+    if(!st)
+      return MDM_ERR_STORE;
+    bind_text(st, 1, x->tenant);
+    bind_text(st, 2, x->device_id);
+    bind_text(st, 3, id);
+    rc = sq_step_done(c, st);
+    sq_done(st);
+  }
+  if(!rc)
+    rc = device_get_on(c, x->tenant, x->device_id, &x->out);
+  return rc;
+}
+
+static mdm_rc sq_device_retire(struct mdm_store *s, const char *tenant,
+                               const char *device_id, const char *wipe,
+                               int64_t now, int64_t expires_at,
+                               const char *actor, json_t **out)
+{
+  struct retire_args x = {tenant, device_id, wipe, actor, now, expires_at,
+                          NULL};
+  mdm_rc rc = sq_submit((struct sq_store *)s, job_device_retire, &x);
+  if(rc || !out)
+    json_decref(x.out);
+  else
+    *out = x.out;
+  return rc;
+}
+
 /* ---- audit reads ------------------------------------------------------ */
 
 static const char SQL_AUDIT_LIST[] =
@@ -2425,6 +3451,14 @@ static const struct mdm_store_ops sqlite_ops = {
   .policy_get = sq_policy_get,
   .policy_apply = sq_policy_apply,
   .telemetry_put = sq_telemetry_put,
+  .command_create = sq_command_create,
+  .command_create_bulk = sq_command_create_bulk,
+  .command_get = sq_command_get,
+  .command_list = sq_command_list,
+  .command_cancel = sq_command_cancel,
+  .agent_commands_fetch = sq_agent_commands_fetch,
+  .command_result = sq_command_result,
+  .device_retire = sq_device_retire,
   .audit_list = sq_audit_list,
   .audit_verify = sq_audit_verify,
 };

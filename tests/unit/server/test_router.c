@@ -117,6 +117,56 @@ static void test_param_too_long(void **state)
   assert_int_equal(mdm_route_match("GET", path, &r, &rt), MDM_ERR_NOTFOUND);
 }
 
+/* Commands (docs/api.md): the route admits the roles that may create some
+ * command (the handler checks the type); retire is for owner, admin,
+ * operator; reading is for everyone; the agent's side for devices. */
+static void test_command_routes(void **state)
+{
+  static const struct {
+    const char *method, *path;
+    unsigned auth;
+  } want[] = {
+    {"POST", "/v1/devices/{id}/commands",
+     MDM_ROLE_OWNER | MDM_ROLE_ADMIN | MDM_ROLE_OPERATOR | MDM_ROLE_HELPDESK},
+    {"POST", "/v1/commands",
+     MDM_ROLE_OWNER | MDM_ROLE_ADMIN | MDM_ROLE_OPERATOR | MDM_ROLE_HELPDESK},
+    {"POST", "/v1/commands/{id}/cancel",
+     MDM_ROLE_OWNER | MDM_ROLE_ADMIN | MDM_ROLE_OPERATOR | MDM_ROLE_HELPDESK},
+    {"POST", "/v1/devices/{id}/retire",
+     MDM_ROLE_OWNER | MDM_ROLE_ADMIN | MDM_ROLE_OPERATOR},
+    {"GET", "/v1/devices/{id}/commands", MDM_ROLES_ALL},
+    {"GET", "/v1/commands/{id}", MDM_ROLES_ALL},
+    {"GET", "/v1/agent/commands", MDM_AUTH_DEVICE},
+    {"POST", "/v1/agent/commands/{id}/result", MDM_AUTH_DEVICE},
+  };
+  struct mdm_req r;
+  const struct mdm_route *rt = NULL;
+  size_t i;
+  int j, found;
+  (void)state;
+  for(i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+    found = 0;
+    for(j = 0; j < mdm_n_routes; j++)
+      if(!strcmp(mdm_routes[j].method, want[i].method) &&
+         !strcmp(mdm_routes[j].pattern, want[i].path)) {
+        assert_int_equal(mdm_routes[j].auth, want[i].auth);
+        found = 1;
+      }
+    if(!found)
+      fail_msg("no route %s %s", want[i].method, want[i].path);
+  }
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(mdm_route_match("POST", "/v1/commands/abc/cancel", &r,
+                                   &rt), MDM_OK);
+  assert_string_equal(rt->pattern, "/v1/commands/{id}/cancel");
+  assert_string_equal(r.params[0], "abc");
+  assert_int_equal(mdm_route_match("POST", "/v1/agent/commands/c1/result", &r,
+                                   &rt), MDM_OK);
+  assert_string_equal(r.params[0], "c1");
+  assert_int_equal(mdm_route_match("GET", "/v1/commands/abc/cancel", &r, &rt),
+                   MDM_ERR_METHOD);
+}
+
 static void test_roles(void **state)
 {
   (void)state;
@@ -139,6 +189,7 @@ int main(void)
     cmocka_unit_test(test_device_and_admin_routes_disjoint),
     cmocka_unit_test(test_match),
     cmocka_unit_test(test_param_too_long),
+    cmocka_unit_test(test_command_routes),
     cmocka_unit_test(test_roles),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
