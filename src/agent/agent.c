@@ -3,8 +3,10 @@
  *
  * One round: facts → fact_changed events → check-in → policy step (fetch,
  * verify and enforce the configuration bundle when the check-in's
- * policy_etag differs from the applied one; see policy.h) → telemetry
- * flush.  Every check-in carries the policy_status kept by the last policy
+ * policy_etag differs from the applied one; see policy.h) → command step
+ * (undelivered results are sent again; GET /v1/agent/commands when the
+ * check-in answered pending_commands > 0; see commands.h) → telemetry
+ * flush.  refresh_inventory is one more facts + check-in, at once.  Every check-in carries the policy_status kept by the last policy
  * step, so what a step did reaches the server with the next check-in.
  * Between rounds the loop waits the server's check-in interval (±10%), or
  * after a failure 1 s, 2 s, 4 s … up to min(interval, 5 min) (±20%).  The
@@ -30,6 +32,8 @@
 #include <unistd.h>
 #include "agent/agent.h"
 #include "agent/client.h"
+#include "agent/commands.h"
+#include "agent/config.h"
 #include "agent/enforce.h"
 #include "agent/facts.h"
 #include "agent/policy.h"
@@ -211,6 +215,7 @@ enum round_result { ROUND_OK, ROUND_FAIL, ROUND_AUTH };
 struct agent {
   const struct mdm_agent_opts *o;
   struct mdm_creds creds;
+  struct mdm_agent_config cfg;
   struct mdm_client *client;
   struct mdm_queue *queue;
   struct {
@@ -315,9 +320,10 @@ static int is_etag(const char *s)
 }
 
 /* Check in with facts (and the kept policy_status).  The answer's
- * policy_etag goes to etag[MDM_POLICY_ETAG_MAX + 1] ("" when none). */
+ * policy_etag goes to etag[MDM_POLICY_ETAG_MAX + 1] ("" when none), its
+ * pending_commands to *pending. */
 static enum round_result agent_checkin(struct agent *a, json_t *facts,
-                                       char *etag)
+                                       char *etag, long long *pending)
 {
   struct mdm_response resp;
   char why[512];
@@ -326,6 +332,7 @@ static enum round_result agent_checkin(struct agent *a, json_t *facts,
   mdm_rc rc;
 
   etag[0] = '\0';
+  *pending = 0;
   if(body && mdm_policy_load_status(a->o->state_dir, &pstatus) == MDM_OK &&
      json_object_set_new(body, "policy_status", pstatus)) {
     json_decref(body);
@@ -381,6 +388,8 @@ static enum round_result agent_checkin(struct agent *a, json_t *facts,
   {
     json_t *c = json_object_get(resp.body, "compliance");
     json_t *p = json_object_get(resp.body, "pending_commands");
+    if(json_is_integer(p) && json_integer_value(p) > 0)
+      *pending = (long long)json_integer_value(p);
     mdm_debug("checked in: compliance %s, %lld pending command(s)",
               json_is_string(c) ? json_string_value(c) : "?",
               json_is_integer(p) ? (long long)json_integer_value(p) : 0LL);
@@ -528,11 +537,81 @@ static enum round_result agent_policy(struct agent *a, json_t *facts,
   return ROUND_OK;
 }
 
-static enum round_result agent_round(struct agent *a, int *is_checked_in)
+static mdm_rc io_get(void *ud, const char *path, struct mdm_response *resp)
+{
+  struct agent *a = ud;
+  return mdm_client_get(a->client, path, a->creds.device_token, resp);
+}
+
+static mdm_rc io_post(void *ud, const char *path, json_t *body,
+                      struct mdm_response *resp)
+{
+  struct agent *a = ud;
+  return mdm_client_post(a->client, path, a->creds.device_token, body, resp);
+}
+
+/* refresh_inventory: collect the facts and check in now. */
+static mdm_rc agent_refresh(void *ud)
+{
+  struct agent *a = ud;
+  json_t *facts = NULL;
+  char etag[MDM_POLICY_ETAG_MAX + 1];
+  long long pending;
+  enum round_result res;
+  mdm_rc rc = mdm_facts_collect(a->o->root, &facts);
+  if(rc || !json_is_object(facts)) {
+    json_decref(facts);
+    return rc ? rc : MDM_ERR_INTERNAL;
+  }
+  agent_record_changes(a, facts);
+  res = agent_checkin(a, facts, etag, &pending);
+  json_decref(facts);
+  return res == ROUND_OK ? MDM_OK : res == ROUND_AUTH ? MDM_ERR_AUTH :
+         MDM_ERR_IO;
+}
+
+/* The command step: results not yet delivered, then the pending commands
+ * when there are any. */
+static enum round_result agent_commands(struct agent *a, int is_fetch,
+                                        int *is_unmanaged)
+{
+  struct mdm_cmd_step_in in;
+  struct mdm_cmd_step_out out;
+  mdm_rc rc;
+
+  memset(&in, 0, sizeof(in));
+  in.state_dir = a->o->state_dir;
+  in.root = a->o->root;
+  in.cfg = &a->cfg;
+  in.table = mdm_actions_linux;
+  in.io.get = io_get;
+  in.io.post = io_post;
+  in.io.ud = a;
+  in.is_fetch = is_fetch;
+  in.refresh = agent_refresh;
+  in.refresh_ud = a;
+  in.stop = &stop_signal;
+  rc = mdm_commands_step(&in, &out);
+  *is_unmanaged = out.is_unmanaged;
+  if(out.n_run || out.n_reported)
+    mdm_debug("commands: %u run, %u result(s) delivered", out.n_run,
+              out.n_reported);
+  if(rc) {
+    if(!stop_signal)
+      agent_error(a, "%s", out.errmsg[0] ? out.errmsg :
+                  "command step failed");
+    return rc == MDM_ERR_AUTH ? ROUND_AUTH : ROUND_FAIL;
+  }
+  return ROUND_OK;
+}
+
+static enum round_result agent_round(struct agent *a, int *is_checked_in,
+                                     int *is_unmanaged)
 {
   json_t *facts = NULL;
-  enum round_result res, flushed;
+  enum round_result res, cres = ROUND_OK, flushed;
   char etag[MDM_POLICY_ETAG_MAX + 1];
+  long long pending = 0;
   mdm_rc rc;
 
   *is_checked_in = 0;
@@ -544,7 +623,7 @@ static enum round_result agent_round(struct agent *a, int *is_checked_in)
     return ROUND_FAIL;
   }
   agent_record_changes(a, facts);
-  res = agent_checkin(a, facts, etag);
+  res = agent_checkin(a, facts, etag, &pending);
   if(res != ROUND_OK) {
     json_decref(facts);
     return res;
@@ -552,7 +631,13 @@ static enum round_result agent_round(struct agent *a, int *is_checked_in)
   *is_checked_in = 1;
   res = stop_signal ? ROUND_OK : agent_policy(a, facts, etag);
   json_decref(facts);
+  if(!stop_signal)
+    cres = agent_commands(a, pending > 0, is_unmanaged);
+  if(*is_unmanaged)
+    return ROUND_OK;
   flushed = agent_flush(a, 0, 0);
+  if(res == ROUND_OK)
+    res = cres;
   return res != ROUND_OK ? res : flushed;
 }
 
@@ -561,7 +646,7 @@ mdm_rc mdm_agent_run(const struct mdm_agent_opts *o, char *err, size_t n)
   struct agent a;
   char qdir[PATH_MAX], why[256];
   unsigned attempt = 0;
-  int is_checked_in = 0;
+  int is_checked_in = 0, is_unmanaged = 0;
   enum round_result res = ROUND_FAIL;
   json_t *data;
   mdm_rc rc;
@@ -578,6 +663,9 @@ mdm_rc mdm_agent_run(const struct mdm_agent_opts *o, char *err, size_t n)
     snprintf(err, n, "%s", why);
     return rc;
   }
+  rc = mdm_agent_config_load(o->config, o->state_dir, o->root, &a.cfg, err, n);
+  if(rc)
+    goto out;
   rc = mdm_state_prepare(o->state_dir);
   if(!rc)
     rc = mdm_state_path(o->state_dir, "queue", qdir, sizeof(qdir));
@@ -618,13 +706,13 @@ mdm_rc mdm_agent_run(const struct mdm_agent_opts *o, char *err, size_t n)
   json_decref(data);
 
   for(;;) {
-    res = agent_round(&a, &is_checked_in);
+    res = agent_round(&a, &is_checked_in, &is_unmanaged);
     int64_t cap_ms = (a.creds.checkin_interval_s < MDM_AGENT_BACKOFF_MAX_S ?
                       a.creds.checkin_interval_s : MDM_AGENT_BACKOFF_MAX_S) *
                      1000;
     int64_t wait_ms;
 
-    if(stop_signal || o->is_once)
+    if(stop_signal || o->is_once || is_unmanaged)
       break;
     if(res == ROUND_OK) {
       attempt = 0;
@@ -655,7 +743,9 @@ mdm_rc mdm_agent_run(const struct mdm_agent_opts *o, char *err, size_t n)
       mdm_warn("%zu event(s) stay queued for the next start",
                mdm_queue_count(a.queue));
   }
-  if(o->is_once && !is_checked_in) {
+  if(is_unmanaged)
+    rc = MDM_OK;
+  else if(o->is_once && !is_checked_in) {
     rc = res == ROUND_AUTH ? MDM_ERR_AUTH : MDM_ERR_IO;
     snprintf(err, n, "%s", a.last_error[0] ? a.last_error :
              stop_signal ? "check-in interrupted" : "check-in failed");
@@ -667,5 +757,6 @@ out:
   mdm_client_free(a.client);
   mdm_queue_free(a.queue);
   mdm_creds_release(&a.creds);
+  mdm_agent_config_release(&a.cfg);
   return rc;
 }

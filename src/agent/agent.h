@@ -25,12 +25,15 @@ struct mdm_agent_opts {
   const char *state_dir;   /* credentials and queue */
   const char *root;        /* the device's "/" (NULL: the real one) */
   const char *ca_file;     /* overrides the CA file of the credentials */
+  const char *config;      /* agent.conf to read (NULL: <state_dir>/agent.conf,
+                              optional); see config.h */
   size_t queue_max;        /* events kept at most */
   int is_once;             /* one round, then return */
 };
 
 /* Run the agent until SIGTERM/SIGINT (or one round with is_once).
- * Returns MDM_OK after a signal in loop mode; with is_once, MDM_OK if the
+ * Returns MDM_OK after a signal in loop mode, or once a wipe command made the
+ * device unmanaged (credentials removed); with is_once, MDM_OK if the
  * check-in succeeded, MDM_ERR_AUTH if the server refused the device's token,
  * another error otherwise.  Errors that stop it from starting (not enrolled,
  * queue busy) come back at once with a one-line reason in err[n]. */

@@ -152,9 +152,10 @@ static const char *curl_reason(CURLcode cc)
   }
 }
 
-mdm_rc mdm_client_post(struct mdm_client *c, const char *path,
-                       const char *bearer, json_t *body,
-                       struct mdm_response *resp)
+/* POST body as JSON, or GET when body is NULL. */
+static mdm_rc client_request(struct mdm_client *c, const char *path,
+                             const char *bearer, json_t *body,
+                             struct mdm_response *resp)
 {
   struct curl_slist *hdrs = NULL, *n;
   struct mdm_buf url, auth;
@@ -169,13 +170,14 @@ mdm_rc mdm_client_post(struct mdm_client *c, const char *path,
   c->is_toobig = 0;
   c->errbuf[0] = '\0';
 
-  payload = json_dumps(body, JSON_COMPACT);
+  payload = body ? json_dumps(body, JSON_COMPACT) : strdup("");
   if(!payload || mdm_buf_printf(&url, "%s%s", c->base, path)) {
     rc = MDM_ERR_NOMEM;
     snprintf(resp->errmsg, sizeof(resp->errmsg), "cannot build the request");
     goto out;
   }
-  n = curl_slist_append(hdrs, "Content-Type: application/json");
+  n = curl_slist_append(hdrs, body ? "Content-Type: application/json" :
+                         "Accept: application/json");
   if(n)
     hdrs = n;
   n = n ? curl_slist_append(hdrs, "Accept: application/json") : NULL;
@@ -200,12 +202,17 @@ mdm_rc mdm_client_post(struct mdm_client *c, const char *path,
 
   curl_easy_setopt(c->h, CURLOPT_URL, url.data);
   curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, hdrs);
-  curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, payload);
-  curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE_LARGE,
-                   (curl_off_t)strlen(payload));
+  if(body) {
+    curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, payload);
+    curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE_LARGE,
+                     (curl_off_t)strlen(payload));
+  }
+  else
+    curl_easy_setopt(c->h, CURLOPT_HTTPGET, 1L);
   cc = curl_easy_perform(c->h);
   curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, NULL);
   curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, NULL);
+  curl_easy_setopt(c->h, CURLOPT_HTTPGET, 0L);
   if(cc == CURLE_WRITE_ERROR && c->is_toobig) {
     rc = MDM_ERR_TOOBIG;
     snprintf(resp->errmsg, sizeof(resp->errmsg),
@@ -221,14 +228,14 @@ mdm_rc mdm_client_post(struct mdm_client *c, const char *path,
   if(cc != CURLE_OK) {
     rc = MDM_ERR_IO;
     snprintf(resp->errmsg, sizeof(resp->errmsg), "%s", curl_reason(cc));
-    mdm_debug("POST %s: %s", path, c->errbuf[0] ? c->errbuf :
+    mdm_debug("%s %s: %s", body ? "POST" : "GET", path, c->errbuf[0] ? c->errbuf :
               curl_easy_strerror(cc));
     goto out;
   }
   curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &resp->status);
   if(c->body.len)
     resp->body = json_loadb(c->body.data, c->body.len, 0, NULL);
-  mdm_debug("POST %s: %ld", path, resp->status);
+  mdm_debug("%s %s: %ld", body ? "POST" : "GET", path, resp->status);
 out:
   curl_slist_free_all(hdrs);   /* holds a copy of the token: freed now */
   if(auth.data)
@@ -237,6 +244,24 @@ out:
   mdm_buf_release(&url);
   free(payload);
   return rc;
+}
+
+mdm_rc mdm_client_post(struct mdm_client *c, const char *path,
+                       const char *bearer, json_t *body,
+                       struct mdm_response *resp)
+{
+  if(!body) {
+    memset(resp, 0, sizeof(*resp));
+    snprintf(resp->errmsg, sizeof(resp->errmsg), "cannot build the request");
+    return MDM_ERR_INVAL;
+  }
+  return client_request(c, path, bearer, body, resp);
+}
+
+mdm_rc mdm_client_get(struct mdm_client *c, const char *path,
+                      const char *bearer, struct mdm_response *resp)
+{
+  return client_request(c, path, bearer, NULL, resp);
 }
 
 void mdm_response_release(struct mdm_response *r)

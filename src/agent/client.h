@@ -54,6 +54,10 @@ mdm_rc mdm_client_post(struct mdm_client *c, const char *path,
                        const char *bearer, json_t *body,
                        struct mdm_response *resp /* OUT */);
 
+/* GET server + path, like mdm_client_post() without a body. */
+mdm_rc mdm_client_get(struct mdm_client *c, const char *path,
+                      const char *bearer, struct mdm_response *resp /* OUT */);
+
 void mdm_response_release(struct mdm_response *r);
 
 /* One line for a non-2xx answer: "409 conflict: enrollment token used up"

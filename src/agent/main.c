@@ -30,9 +30,10 @@ static const char usage_text[] =
   "         [--ca-file FILE] [--force]\n"
   "      enroll this device and keep its credentials in the state dir\n"
   "  run [--state-dir DIR] [--root DIR] [--once] [--queue-max N]\n"
-  "      [--ca-file FILE]\n"
-  "      check in and send telemetry at the interval the server gives,\n"
-  "      until SIGTERM or SIGINT\n"
+  "      [--ca-file FILE] [--config FILE]\n"
+  "      check in, apply the policy, run pending commands and send\n"
+  "      telemetry at the interval the server gives, until SIGTERM or\n"
+  "      SIGINT (or until a wipe command unenrolls the device)\n"
   "  facts [--root DIR]\n"
   "      print the facts this device reports (JSON) and exit\n"
   "\n"
@@ -44,6 +45,10 @@ static const char usage_text[] =
   "  --root DIR         read device state under DIR instead of /\n"
   "  --ca-file FILE     trust the CA certificates in FILE for https (enroll\n"
   "                     remembers it; run may override it)\n"
+  "  --config FILE      the agent's own settings (command hooks,\n"
+  "                     managed_dir; key = value lines); default\n"
+  "                     <state-dir>/agent.conf if it exists.  Relative\n"
+  "                     paths in it are taken under --root\n"
   "  --force            enroll again even if already enrolled\n"
   "  --once             one round (check-in, telemetry); exit 0 if the\n"
   "                     check-in succeeded, else 1\n"
@@ -56,7 +61,7 @@ static const char usage_text[] =
 
 enum {
   OPT_SERVER = 256, OPT_TOKEN, OPT_STATE_DIR, OPT_ROOT, OPT_CA_FILE, OPT_FORCE,
-  OPT_ONCE, OPT_QUEUE_MAX, OPT_LOG_FORMAT
+  OPT_ONCE, OPT_QUEUE_MAX, OPT_LOG_FORMAT, OPT_CONFIG
 };
 
 static const struct option all_opts[] = {
@@ -69,6 +74,7 @@ static const struct option all_opts[] = {
   {"once", no_argument, NULL, OPT_ONCE},
   {"queue-max", required_argument, NULL, OPT_QUEUE_MAX},
   {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+  {"config", required_argument, NULL, OPT_CONFIG},
   {"verbose", no_argument, NULL, 'v'},
   {"help", no_argument, NULL, 'h'},
   {"version", no_argument, NULL, 'V'},
@@ -78,7 +84,7 @@ static const struct option all_opts[] = {
 struct args {
   const char *cmd;
   const char *server, *token, *state_dir, *root, *ca_file, *queue_max;
-  const char *log_format;
+  const char *log_format, *config;
   int is_force, is_once, is_verbose;
 };
 
@@ -104,7 +110,7 @@ static int opt_allowed(const char *cmd, int opt)
     return 1;
   case OPT_SERVER: case OPT_TOKEN: case OPT_FORCE:
     return !strcmp(cmd, "enroll");
-  case OPT_ONCE: case OPT_QUEUE_MAX:
+  case OPT_ONCE: case OPT_QUEUE_MAX: case OPT_CONFIG:
     return !strcmp(cmd, "run");
   case OPT_STATE_DIR: case OPT_CA_FILE:
     return !strcmp(cmd, "enroll") || !strcmp(cmd, "run");
@@ -141,6 +147,7 @@ static int parse(int argc, char **argv, struct args *a)
     case OPT_ONCE: a->is_once = 1; break;
     case OPT_QUEUE_MAX: a->queue_max = optarg; break;
     case OPT_LOG_FORMAT: a->log_format = optarg; break;
+    case OPT_CONFIG: a->config = optarg; break;
     case 'v': a->is_verbose = 1; break;
     case 'h': fputs(usage_text, stdout); return 0;
     case 'V': puts(PROG " " MDM_VERSION); return 0;
@@ -214,6 +221,7 @@ static int cmd_run(const struct args *a, const char *state_dir)
   o.state_dir = state_dir;
   o.root = a->root;
   o.ca_file = a->ca_file;
+  o.config = a->config;
   o.queue_max = (size_t)n;
   o.is_once = a->is_once;
   err[0] = '\0';
