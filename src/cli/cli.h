@@ -65,6 +65,9 @@ extern const struct cli_cmd cli_tokens_cmds[];
 extern const struct cli_cmd cli_audit_cmds[];
 extern const struct cli_cmd cli_policies_cmds[];
 extern const struct cli_cmd cli_apply_cmds[];   /* apply, diff, export */
+/* lock, reboot, update, wipe, retire (cmd_commands.c) */
+extern const struct cli_cmd cli_device_action_cmds[];
+extern const struct cli_cmd cli_commands_cmds[];
 
 /* Print the answer of POST /v1/policies:apply (or of a policy PUT/DELETE):
  * per document "ACTION KIND/NAME (vN)", deletions marked loudly, and the

@@ -29,6 +29,8 @@ static const struct cli_opt global_opts[] = {
 /* Every noun's commands, in the order --help lists them. */
 static const struct cli_cmd *const cmd_tables[] = {
   cli_devices_cmds,
+  cli_device_action_cmds,
+  cli_commands_cmds,
   cli_enroll_token_cmds,
   cli_tokens_cmds,
   cli_audit_cmds,
@@ -112,9 +114,9 @@ static void print_main_help(FILE *f)
 {
   fputs("Usage: mdmctl [FLAGS] COMMAND [ARGS]\n"
         "\n"
-        "The admin tool of an mdm server: devices, enrollment tokens, API "
-        "tokens,\nthe audit log, and policies as code (apply, diff, "
-        "export).\n"
+        "The admin tool of an mdm server: devices and their commands, "
+        "enrollment\ntokens, API tokens, the audit log, and policies as "
+        "code (apply, diff,\nexport).\n"
         "\n"
         "Commands:\n", f);
   print_cmd_list(f, NULL);
