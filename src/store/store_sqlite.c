@@ -463,6 +463,83 @@ static json_t *json_parse_col(sqlite3_stmt *st, int i)
   return v ? v : json_null();
 }
 
+/* ---- shared read and write shapes --------------------------------------- */
+
+typedef json_t *(*sq_row_fn)(sqlite3_stmt *st);
+
+/* Run sql on a reader with up to two text parameters (NULL binds NULL) and
+ * collect row(st) of every row into a new array (caller owns *out). */
+static mdm_rc sq_read_rows(struct sq_store *q, const char *sql,
+                           const char *p1, const char *p2, sq_row_fn row,
+                           json_t **out)
+{
+  int slot, r;
+  struct sq_conn *c = sq_reader_get(q, &slot);
+  sqlite3_stmt *st = sq_stmt(c, sql);
+  json_t *arr = json_array();
+  mdm_rc rc = MDM_OK;
+
+  if(!st || !arr) {
+    rc = st ? MDM_ERR_NOMEM : MDM_ERR_STORE;
+    goto out;
+  }
+  bind_text(st, 1, p1);
+  if(sqlite3_bind_parameter_count(st) >= 2)
+    bind_text(st, 2, p2);
+  while((r = sqlite3_step(st)) == SQLITE_ROW) {
+    json_t *v = row(st);
+    if(!v || json_array_append_new(arr, v)) {
+      rc = MDM_ERR_NOMEM;
+      goto out;
+    }
+  }
+  if(r != SQLITE_DONE)
+    rc = MDM_ERR_STORE;
+out:
+  sq_done(st);
+  sq_reader_put(q, slot);
+  if(rc) {
+    json_decref(arr);
+    return rc;
+  }
+  *out = arr;
+  return MDM_OK;
+}
+
+/* A write that must change exactly one row of (tenant ?1, id ?2), then
+ * audit it: deletes, revocations.  MDM_ERR_NOTFOUND when no row changed. */
+struct one_row_args {
+  const char *sql;
+  const char *tenant, *id;
+  const struct mdm_audit_in *a;
+};
+
+static mdm_rc job_one_row(struct sq_conn *c, struct sq_job *j)
+{
+  struct one_row_args *x = j->arg;
+  sqlite3_stmt *st = sq_stmt(c, x->sql);
+  mdm_rc rc;
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, x->id);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(rc)
+    return rc;
+  if(sqlite3_changes(c->db) != 1)
+    return MDM_ERR_NOTFOUND;
+  return sq_audit(c, x->tenant, x->a);
+}
+
+static mdm_rc sq_one_row(struct mdm_store *s, const char *sql,
+                         const char *tenant, const char *id,
+                         const struct mdm_audit_in *a)
+{
+  struct one_row_args x = {sql, tenant, id, a};
+  return sq_submit((struct sq_store *)s, job_one_row, &x);
+}
+
 /* ---- tenants ---------------------------------------------------------- */
 
 struct tenant_create_args {
@@ -579,35 +656,19 @@ static const char SQL_TENANT_LIST[] =
   " (SELECT count(*) FROM devices d WHERE d.tenant_id = t.id)"
   " FROM tenants t ORDER BY t.name";
 
+static json_t *tenant_row(sqlite3_stmt *st)
+{
+  return json_pack("{s:s, s:s, s:s, s:o, s:I}", "id", col_text(st, 0),
+                   "name", col_text(st, 1), "region", col_text(st, 2),
+                   "created_at", json_time_or_null(st, 3), "devices",
+                   (json_int_t)sqlite3_column_int64(st, 4));
+}
+
 static mdm_rc sq_tenant_list(struct mdm_store *s, json_t **out)
 {
-  struct sq_store *q = (struct sq_store *)s;
-  int slot;
-  struct sq_conn *c = sq_reader_get(q, &slot);
-  sqlite3_stmt *st = sq_stmt(c, SQL_TENANT_LIST);
-  json_t *arr = json_array();
-  mdm_rc rc = MDM_OK;
-
-  if(!st || !arr) {
-    rc = st ? MDM_ERR_NOMEM : MDM_ERR_STORE;
-    goto out;
-  }
-  while(sqlite3_step(st) == SQLITE_ROW) {
-    json_array_append_new(
-      arr, json_pack("{s:s, s:s, s:s, s:o, s:I}", "id", col_text(st, 0),
-                     "name", col_text(st, 1), "region", col_text(st, 2),
-                     "created_at", json_time_or_null(st, 3), "devices",
-                     (json_int_t)sqlite3_column_int64(st, 4)));
-  }
-out:
-  sq_done(st);
-  sq_reader_put(q, slot);
-  if(rc) {
-    json_decref(arr);
-    return rc;
-  }
-  *out = arr;
-  return MDM_OK;
+  /* The statement has no parameter: the bound NULL is ignored. */
+  return sq_read_rows((struct sq_store *)s, SQL_TENANT_LIST, NULL, NULL,
+                      tenant_row, out);
 }
 
 /* ---- API tokens ------------------------------------------------------- */
@@ -695,68 +756,28 @@ static const char SQL_TOKEN_LIST[] =
   "SELECT id, name, role, created_at, created_by FROM api_tokens"
   " WHERE tenant_id = ?1 ORDER BY created_at, id";
 
+static json_t *token_row(sqlite3_stmt *st)
+{
+  return json_pack("{s:s, s:s, s:s, s:o, s:s}", "id", col_text(st, 0),
+                   "name", col_text(st, 1), "role", col_text(st, 2),
+                   "created_at", json_time_or_null(st, 3), "created_by",
+                   col_text(st, 4));
+}
+
 static mdm_rc sq_token_list(struct mdm_store *s, const char *tenant,
                             json_t **out)
 {
-  struct sq_store *q = (struct sq_store *)s;
-  int slot;
-  struct sq_conn *c = sq_reader_get(q, &slot);
-  sqlite3_stmt *st = sq_stmt(c, SQL_TOKEN_LIST);
-  json_t *arr = json_array();
-  mdm_rc rc = MDM_OK;
-  if(!st || !arr) {
-    rc = st ? MDM_ERR_NOMEM : MDM_ERR_STORE;
-    goto out;
-  }
-  bind_text(st, 1, tenant);
-  while(sqlite3_step(st) == SQLITE_ROW)
-    json_array_append_new(
-      arr, json_pack("{s:s, s:s, s:s, s:o, s:s}", "id", col_text(st, 0),
-                     "name", col_text(st, 1), "role", col_text(st, 2),
-                     "created_at", json_time_or_null(st, 3), "created_by",
-                     col_text(st, 4)));
-out:
-  sq_done(st);
-  sq_reader_put(q, slot);
-  if(rc) {
-    json_decref(arr);
-    return rc;
-  }
-  *out = arr;
-  return MDM_OK;
+  return sq_read_rows((struct sq_store *)s, SQL_TOKEN_LIST, tenant, NULL,
+                      token_row, out);
 }
-
-struct delete_args {
-  const char *tenant, *id;
-  const struct mdm_audit_in *a;
-};
 
 static const char SQL_TOKEN_DELETE[] =
   "DELETE FROM api_tokens WHERE tenant_id = ?1 AND id = ?2";
 
-static mdm_rc job_token_delete(struct sq_conn *c, struct sq_job *j)
-{
-  struct delete_args *x = j->arg;
-  sqlite3_stmt *st = sq_stmt(c, SQL_TOKEN_DELETE);
-  mdm_rc rc;
-  if(!st)
-    return MDM_ERR_STORE;
-  bind_text(st, 1, x->tenant);
-  bind_text(st, 2, x->id);
-  rc = sq_step_done(c, st);
-  sq_done(st);
-  if(rc)
-    return rc;
-  if(sqlite3_changes(c->db) != 1)
-    return MDM_ERR_NOTFOUND;
-  return sq_audit(c, x->tenant, x->a);
-}
-
 static mdm_rc sq_token_delete(struct mdm_store *s, const char *tenant,
                               const char *id, const struct mdm_audit_in *a)
 {
-  struct delete_args x = {tenant, id, a};
-  return sq_submit((struct sq_store *)s, job_token_delete, &x);
+  return sq_one_row(s, SQL_TOKEN_DELETE, tenant, id, a);
 }
 
 /* ---- enrollment tokens ------------------------------------------------ */
@@ -828,39 +849,22 @@ static const char SQL_ETOKEN_LIST[] =
   " created_by FROM enrollment_tokens WHERE tenant_id = ?1"
   " ORDER BY created_at, id";
 
+static json_t *etoken_row(sqlite3_stmt *st)
+{
+  return json_pack("{s:s, s:o, s:I, s:I, s:o, s:o, s:b, s:s}", "id",
+                   col_text(st, 0), "expires_at", json_time_or_null(st, 1),
+                   "max_uses", (json_int_t)sqlite3_column_int64(st, 2),
+                   "uses", (json_int_t)sqlite3_column_int64(st, 3),
+                   "labels", json_parse_col(st, 4), "created_at",
+                   json_time_or_null(st, 5), "revoked",
+                   sqlite3_column_int(st, 6), "created_by", col_text(st, 7));
+}
+
 static mdm_rc sq_etoken_list(struct mdm_store *s, const char *tenant,
                              json_t **out)
 {
-  struct sq_store *q = (struct sq_store *)s;
-  int slot;
-  struct sq_conn *c = sq_reader_get(q, &slot);
-  sqlite3_stmt *st = sq_stmt(c, SQL_ETOKEN_LIST);
-  json_t *arr = json_array();
-  mdm_rc rc = MDM_OK;
-  if(!st || !arr) {
-    rc = st ? MDM_ERR_NOMEM : MDM_ERR_STORE;
-    goto out;
-  }
-  bind_text(st, 1, tenant);
-  while(sqlite3_step(st) == SQLITE_ROW)
-    json_array_append_new(
-      arr, json_pack("{s:s, s:o, s:I, s:I, s:o, s:o, s:b, s:s}", "id",
-                     col_text(st, 0), "expires_at", json_time_or_null(st, 1),
-                     "max_uses", (json_int_t)sqlite3_column_int64(st, 2),
-                     "uses", (json_int_t)sqlite3_column_int64(st, 3),
-                     "labels", json_parse_col(st, 4), "created_at",
-                     json_time_or_null(st, 5), "revoked",
-                     sqlite3_column_int(st, 6), "created_by",
-                     col_text(st, 7)));
-out:
-  sq_done(st);
-  sq_reader_put(q, slot);
-  if(rc) {
-    json_decref(arr);
-    return rc;
-  }
-  *out = arr;
-  return MDM_OK;
+  return sq_read_rows((struct sq_store *)s, SQL_ETOKEN_LIST, tenant, NULL,
+                      etoken_row, out);
 }
 
 static const char SQL_ETOKEN_LABELS[] =
@@ -894,29 +898,10 @@ static const char SQL_ETOKEN_REVOKE[] =
   "UPDATE enrollment_tokens SET revoked = 1"
   " WHERE tenant_id = ?1 AND id = ?2 AND revoked = 0";
 
-static mdm_rc job_etoken_revoke(struct sq_conn *c, struct sq_job *j)
-{
-  struct delete_args *x = j->arg;
-  sqlite3_stmt *st = sq_stmt(c, SQL_ETOKEN_REVOKE);
-  mdm_rc rc;
-  if(!st)
-    return MDM_ERR_STORE;
-  bind_text(st, 1, x->tenant);
-  bind_text(st, 2, x->id);
-  rc = sq_step_done(c, st);
-  sq_done(st);
-  if(rc)
-    return rc;
-  if(sqlite3_changes(c->db) != 1)
-    return MDM_ERR_NOTFOUND;
-  return sq_audit(c, x->tenant, x->a);
-}
-
 static mdm_rc sq_etoken_revoke(struct mdm_store *s, const char *tenant,
                                const char *id, const struct mdm_audit_in *a)
 {
-  struct delete_args x = {tenant, id, a};
-  return sq_submit((struct sq_store *)s, job_etoken_revoke, &x);
+  return sq_one_row(s, SQL_ETOKEN_REVOKE, tenant, id, a);
 }
 
 /* ---- devices: enroll and check-in ------------------------------------- */
@@ -1905,31 +1890,8 @@ static const char SQL_POLICY_GET[] =
 static mdm_rc sq_policy_list(struct mdm_store *s, const char *tenant,
                              const char *kind, json_t **items)
 {
-  struct sq_store *q = (struct sq_store *)s;
-  int slot, r;
-  struct sq_conn *c = sq_reader_get(q, &slot);
-  sqlite3_stmt *st = sq_stmt(c, SQL_POLICY_LIST);
-  json_t *arr = json_array();
-  mdm_rc rc = MDM_OK;
-  if(!st || !arr) {
-    rc = st ? MDM_ERR_NOMEM : MDM_ERR_STORE;
-    goto out;
-  }
-  bind_text(st, 1, tenant);
-  bind_text(st, 2, kind);
-  while((r = sqlite3_step(st)) == SQLITE_ROW)
-    json_array_append_new(arr, policy_row(st));
-  if(r != SQLITE_DONE)
-    rc = MDM_ERR_STORE;
-out:
-  sq_done(st);
-  sq_reader_put(q, slot);
-  if(rc) {
-    json_decref(arr);
-    return rc;
-  }
-  *items = arr;
-  return MDM_OK;
+  return sq_read_rows((struct sq_store *)s, SQL_POLICY_LIST, tenant, kind,
+                      policy_row, items);
 }
 
 static mdm_rc sq_policy_get(struct mdm_store *s, const char *tenant,
