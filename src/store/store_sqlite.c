@@ -506,6 +506,33 @@ out:
   return MDM_OK;
 }
 
+typedef mdm_rc (*sq_one_fn)(sqlite3_stmt *st, void *out);
+
+/* Run sql on a reader with up to two text parameters and hand its first
+ * row to row(st, out).  MDM_ERR_NOTFOUND when there is none. */
+static mdm_rc sq_read_one(struct sq_store *q, const char *sql,
+                          const char *p1, const char *p2, sq_one_fn row,
+                          void *out)
+{
+  int slot, r;
+  struct sq_conn *c = sq_reader_get(q, &slot);
+  sqlite3_stmt *st = sq_stmt(c, sql);
+  mdm_rc rc = MDM_ERR_STORE;
+  if(st) {
+    bind_text(st, 1, p1);
+    if(sqlite3_bind_parameter_count(st) >= 2)
+      bind_text(st, 2, p2);
+    r = sqlite3_step(st);
+    if(r == SQLITE_ROW)
+      rc = row(st, out);
+    else if(r == SQLITE_DONE)
+      rc = MDM_ERR_NOTFOUND;
+  }
+  sq_done(st);
+  sq_reader_put(q, slot);
+  return rc;
+}
+
 /* A write that must change exactly one row of (tenant ?1, id ?2), then
  * audit it: deletes, revocations.  MDM_ERR_NOTFOUND when no row changed. */
 struct one_row_args {
@@ -870,28 +897,17 @@ static mdm_rc sq_etoken_list(struct mdm_store *s, const char *tenant,
 static const char SQL_ETOKEN_LABELS[] =
   "SELECT labels FROM enrollment_tokens WHERE tenant_id = ?1 AND id = ?2";
 
+static mdm_rc json_col0(sqlite3_stmt *st, void *out)
+{
+  *(json_t **)out = json_parse_col(st, 0);
+  return MDM_OK;
+}
+
 static mdm_rc sq_etoken_labels(struct mdm_store *s, const char *tenant,
                                const char *id, json_t **labels)
 {
-  struct sq_store *q = (struct sq_store *)s;
-  int slot, r;
-  struct sq_conn *c = sq_reader_get(q, &slot);
-  sqlite3_stmt *st = sq_stmt(c, SQL_ETOKEN_LABELS);
-  mdm_rc rc = MDM_ERR_STORE;
-  if(st) {
-    bind_text(st, 1, tenant);
-    bind_text(st, 2, id);
-    r = sqlite3_step(st);
-    if(r == SQLITE_ROW) {
-      *labels = json_parse_col(st, 0);
-      rc = MDM_OK;
-    }
-    else if(r == SQLITE_DONE)
-      rc = MDM_ERR_NOTFOUND;
-  }
-  sq_done(st);
-  sq_reader_put(q, slot);
-  return rc;
+  return sq_read_one((struct sq_store *)s, SQL_ETOKEN_LABELS, tenant, id,
+                     json_col0, labels);
 }
 
 static const char SQL_ETOKEN_REVOKE[] =
@@ -1845,27 +1861,17 @@ static mdm_rc sq_compliance_put(struct mdm_store *s, const char *tenant,
 static const char SQL_POLICY_GEN[] =
   "SELECT policy_gen FROM tenants WHERE id = ?1";
 
+static mdm_rc int_col0(sqlite3_stmt *st, void *out)
+{
+  *(int64_t *)out = sqlite3_column_int64(st, 0);
+  return MDM_OK;
+}
+
 static mdm_rc sq_policy_gen(struct mdm_store *s, const char *tenant,
                             int64_t *gen)
 {
-  struct sq_store *q = (struct sq_store *)s;
-  int slot, r;
-  struct sq_conn *c = sq_reader_get(q, &slot);
-  sqlite3_stmt *st = sq_stmt(c, SQL_POLICY_GEN);
-  mdm_rc rc = MDM_ERR_STORE;
-  if(st) {
-    bind_text(st, 1, tenant);
-    r = sqlite3_step(st);
-    if(r == SQLITE_ROW) {
-      *gen = sqlite3_column_int64(st, 0);
-      rc = MDM_OK;
-    }
-    else if(r == SQLITE_DONE)
-      rc = MDM_ERR_NOTFOUND;
-  }
-  sq_done(st);
-  sq_reader_put(q, slot);
-  return rc;
+  return sq_read_one((struct sq_store *)s, SQL_POLICY_GEN, tenant, NULL,
+                     int_col0, gen);
 }
 
 static json_t *policy_row(sqlite3_stmt *st)
