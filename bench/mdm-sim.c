@@ -61,7 +61,10 @@ struct opts {
   double rate;
   double duration_s;
   int n_conns;
-  int is_enroll_only, is_checkin_only, is_verify;
+  int is_enroll_only, is_checkin_only, is_verify, is_commands_poll;
+  double interval_s;           /* --commands-poll: each device's check-in period */
+  const char *bulk_type;       /* --commands-poll: the bulk command's type */
+  int is_complete;             /* --commands-poll: also report "completed" */
   int is_stop_on_disconnect;
   long long wrk_lua_idx;       /* -1: not asked */
   double changed_ratio;
@@ -81,6 +84,7 @@ struct device {
   char *req;            /* the rendered check-in request for req_gen */
   uint32_t req_len;
   uint32_t req_gen;
+  uint16_t n_followups; /* --commands-poll: command requests queued or out */
 };
 
 /* ---- one connection ---------------------------------------------------- */
@@ -103,6 +107,8 @@ struct conn {
   uint32_t gen;
   int is_changed;
   int64_t sched_ns, sent_ns, sent_wall_s;
+  int kind;               /* PHASE_POLL: enum req_kind */
+  char cmd_id[MDM_UUID_LEN + 1];
 };
 
 /* ---- samples ------------------------------------------------------------ */
@@ -153,7 +159,18 @@ static double samples_pct(const struct samples *s, double p)
 
 /* ---- the simulator ------------------------------------------------------ */
 
-enum phase { PHASE_ENROLL, PHASE_CHECKIN, PHASE_VERIFY };
+enum phase { PHASE_ENROLL, PHASE_CHECKIN, PHASE_VERIFY, PHASE_POLL };
+
+/* --commands-poll: what a request of the phase is. */
+enum req_kind { REQ_CHECKIN, REQ_FETCH, REQ_ACK, REQ_COMPLETE };
+
+/* A command request a device still has to make (after a check-in answered
+ * pending_commands > 0, or after an acknowledgement). */
+struct followup {
+  uint32_t dev;
+  uint8_t kind;
+  char cmd_id[MDM_UUID_LEN + 1];
+};
 
 struct timeline_sec {
   uint32_t ok, err, slow;
@@ -201,6 +218,17 @@ struct sim {
   long server_rss_max_kb;
   uint64_t verify_ok, verify_bad, verify_facts_checked;
   int n_bad_printed;
+
+  /* --commands-poll */
+  struct followup *fq;     /* FIFO ring of command requests to make */
+  size_t fq_head, fq_n, fq_cap;
+  char (*bulk_ids)[MDM_UUID_LEN + 1];  /* the bulk command's ids, sorted */
+  uint8_t *bulk_acked;
+  size_t n_bulk;
+  uint64_t n_acked, n_completed, n_fetches, n_checkins_ok, n_other_cmds;
+  int n_fu_out;            /* command requests in flight */
+  int64_t t_bulk_ns;       /* the bulk POST's answer (monotonic) */
+  struct samples ack_lat;  /* bulk answer -> acknowledgement's 2xx */
 };
 
 static int64_t now_ns(void)
@@ -454,7 +482,7 @@ static long admin_post(struct sim *s, const char *path, const char *body,
   long status = -1;
 
   *out = NULL;
-  mdm_buf_init(&resp, 1 << 20);
+  mdm_buf_init(&resp, 64 << 20);  /* a bulk command's ids: ~40 B a device */
   mdm_buf_init(&url, 4096);
   mdm_buf_init(&auth, TOKEN_MAX);
   if(!h || mdm_buf_printf(&url, "%s%s", s->o.server, path) ||
@@ -467,7 +495,7 @@ static long admin_post(struct sim *s, const char *path, const char *body,
   curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, curl_sink);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT, 300L);
   if(curl_easy_perform(h) != CURLE_OK)
     goto out;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -796,6 +824,172 @@ static int render_request(struct sim *s, struct conn *c, const char *method,
   return 0;
 }
 
+/* Render device i's check-in into c (facts changed or not). */
+static int checkin_render(struct sim *s, struct conn *c, size_t i,
+                          int is_changed)
+{
+  char body[FACTS_MAX + 64];
+  char facts[FACTS_MAX];
+  size_t fl, bl;
+  struct device *d = &s->devs[i];
+  uint32_t gen = is_changed ? d->sent_gen + 1 : d->sent_gen;
+  /* Most check-ins repeat the device's last request: it is kept rendered
+   * (about 1.8 KB a device) so that the simulator's CPU goes to I/O. */
+  if(!d->req || d->req_gen != gen) {
+    fl = render_facts(facts, sizeof(facts), i, gen);
+    if(!fl)
+      return -1;
+    bl = (size_t)snprintf(body, sizeof(body), "{\"facts\":%s}", facts);
+    if(bl >= sizeof(body))
+      return -1;
+    if(render_request(s, c, "POST", "/v1/agent/checkin", d->token, body, bl))
+      return -1;
+    free(d->req);
+    d->req = malloc(c->out_len);
+    if(d->req) {
+      memcpy(d->req, c->out, c->out_len);
+      d->req_len = (uint32_t)c->out_len;
+      d->req_gen = gen;
+    }
+  }
+  else {
+    c->wbuf = d->req;
+    c->out_len = d->req_len;
+    c->out_off = 0;
+  }
+  d->sent_gen = gen;
+  c->dev = i;
+  c->gen = gen;
+  c->is_changed = is_changed;
+  c->kind = REQ_CHECKIN;
+  s->n_changed_sent += (uint64_t)is_changed;
+  return 0;
+}
+
+/* ---- --commands-poll: command requests after a check-in ---------------- */
+
+static void fq_push(struct sim *s, size_t dev, int kind, const char *cmd_id)
+{
+  struct followup *f;
+  if(s->fq_n == s->fq_cap) {
+    size_t cap = s->fq_cap ? s->fq_cap * 2 : 4096, k;
+    struct followup *q = malloc(cap * sizeof(*q));
+    if(!q)
+      return;  /* lost: the device asks again at its next check-in */
+    for(k = 0; k < s->fq_n; k++)
+      q[k] = s->fq[(s->fq_head + k) % s->fq_cap];
+    free(s->fq);
+    s->fq = q;
+    s->fq_cap = cap;
+    s->fq_head = 0;
+  }
+  f = &s->fq[(s->fq_head + s->fq_n) % s->fq_cap];
+  f->dev = (uint32_t)dev;
+  f->kind = (uint8_t)kind;
+  mdm_strlcpy(f->cmd_id, cmd_id ? cmd_id : "", sizeof(f->cmd_id));
+  s->fq_n++;
+  s->devs[dev].n_followups++;
+}
+
+static int followup_render(struct sim *s, struct conn *c,
+                           const struct followup *f)
+{
+  static const char ack[] = "{\"status\":\"acknowledged\",\"detail\":null}";
+  static const char done[] = "{\"status\":\"completed\",\"detail\":"
+                             "\"mdm-sim: done\"}";
+  struct device *d = &s->devs[f->dev];
+  char path[128];
+  c->dev = f->dev;
+  c->kind = f->kind;
+  mdm_strlcpy(c->cmd_id, f->cmd_id, sizeof(c->cmd_id));
+  if(f->kind == REQ_FETCH)
+    return render_request(s, c, "GET", "/v1/agent/commands", d->token, NULL,
+                          0);
+  snprintf(path, sizeof(path), "/v1/agent/commands/%s/result", f->cmd_id);
+  if(f->kind == REQ_ACK)
+    return render_request(s, c, "POST", path, d->token, ack, sizeof(ack) - 1);
+  return render_request(s, c, "POST", path, d->token, done, sizeof(done) - 1);
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+  return strcmp(a, b);
+}
+
+/* Index of id among the bulk command's ids, or -1. */
+static long bulk_find(struct sim *s, const char *id)
+{
+  const char (*p)[MDM_UUID_LEN + 1] =
+    bsearch(id, s->bulk_ids, s->n_bulk, sizeof(*s->bulk_ids), cmp_id);
+  return p ? (long)(p - s->bulk_ids) : -1;
+}
+
+static void poll_answer(struct sim *s, struct conn *c, const char *body,
+                        size_t body_len, int64_t t)
+{
+  struct device *d = &s->devs[c->dev];
+  int st = c->status;
+  json_t *a = NULL, *items;
+  size_t k;
+
+  if(c->kind != REQ_CHECKIN) {
+    d->n_followups--;
+    s->n_fu_out--;
+  }
+  if(st / 100 == 2)
+    s->n_ok++;
+  if(body && st / 100 == 2 && c->kind != REQ_COMPLETE)
+    a = json_loadb(body, body_len, 0, NULL);
+  switch(c->kind) {
+  case REQ_CHECKIN:
+    if(st != 200)
+      break;
+    if(c->gen > d->acked_gen)
+      d->acked_gen = c->gen;
+    if(c->sent_wall_s > d->last_ack_s)
+      d->last_ack_s = c->sent_wall_s;
+    s->n_checkins_ok++;
+    samples_add(&s->lat, t - c->sched_ns);
+    if(json_integer_value(json_object_get(a, "pending_commands")) > 0 &&
+       d->n_followups == 0)
+      fq_push(s, c->dev, REQ_FETCH, NULL);
+    break;
+  case REQ_FETCH:
+    if(st != 200)
+      break;
+    s->n_fetches++;
+    items = json_object_get(a, "items");
+    for(k = 0; k < json_array_size(items); k++) {
+      const char *id = json_string_value(
+        json_object_get(json_array_get(items, k), "id"));
+      if(id && mdm_is_uuid(id))
+        fq_push(s, c->dev, REQ_ACK, id);
+    }
+    break;
+  case REQ_ACK: {
+    long idx;
+    if(st / 100 != 2)
+      break;
+    idx = bulk_find(s, c->cmd_id);
+    if(idx < 0)
+      s->n_other_cmds++;
+    else if(!s->bulk_acked[idx]) {
+      s->bulk_acked[idx] = 1;
+      s->n_acked++;
+      samples_add(&s->ack_lat, t - s->t_bulk_ns);
+    }
+    if(s->o.is_complete)
+      fq_push(s, c->dev, REQ_COMPLETE, c->cmd_id);
+    break;
+  }
+  case REQ_COMPLETE:
+    if(st / 100 == 2)
+      s->n_completed++;
+    break;
+  }
+  json_decref(a);
+}
+
 /* Fill c with the next request of the phase; 0 if there was one. */
 static int next_request(struct sim *s, struct conn *c)
 {
@@ -824,43 +1018,11 @@ static int next_request(struct sim *s, struct conn *c)
     c->gen = 0;
     return render_request(s, c, "POST", "/v1/enroll", NULL, body, bl);
   }
-  case PHASE_CHECKIN: {
-    size_t i = (size_t)(s->k_next % s->n_devs);
-    struct device *d = &s->devs[i];
-    int is_changed = rng_unit(s) < s->o.changed_ratio;
-    uint32_t gen = is_changed ? d->sent_gen + 1 : d->sent_gen;
-    /* Most check-ins repeat the device's last request: it is kept rendered
-     * (about 1.8 KB a device) so that the simulator's CPU goes to I/O. */
-    if(!d->req || d->req_gen != gen) {
-      fl = render_facts(facts, sizeof(facts), i, gen);
-      if(!fl)
-        return -1;
-      bl = (size_t)snprintf(body, sizeof(body), "{\"facts\":%s}", facts);
-      if(bl >= sizeof(body))
-        return -1;
-      if(render_request(s, c, "POST", "/v1/agent/checkin", d->token, body,
-                        bl))
-        return -1;
-      free(d->req);
-      d->req = malloc(c->out_len);
-      if(d->req) {
-        memcpy(d->req, c->out, c->out_len);
-        d->req_len = (uint32_t)c->out_len;
-        d->req_gen = gen;
-      }
-    }
-    else {
-      c->wbuf = d->req;
-      c->out_len = d->req_len;
-      c->out_off = 0;
-    }
-    d->sent_gen = gen;
-    c->dev = i;
-    c->gen = gen;
-    c->is_changed = is_changed;
-    s->n_changed_sent += (uint64_t)is_changed;
-    return 0;
-  }
+  case PHASE_CHECKIN:
+    return checkin_render(s, c, (size_t)(s->k_next % s->n_devs),
+                          rng_unit(s) < s->o.changed_ratio);
+  case PHASE_POLL:
+    return -1;  /* dispatch_poll() renders these */
   case PHASE_VERIFY: {
     size_t i = s->next_item;
     if(i >= s->n_devs)
@@ -984,6 +1146,9 @@ static void on_answer(struct sim *s, struct conn *c, const char *body,
     break;
   case PHASE_VERIFY:
     verify_answer(s, c, body, body_len);
+    break;
+  case PHASE_POLL:
+    poll_answer(s, c, body, body_len, t);
     break;
   }
 }
@@ -1202,9 +1367,53 @@ static int64_t sched_of(struct sim *s, uint64_t k)
   return s->t0_ns + (int64_t)((double)k * 1e9 / s->o.rate);
 }
 
+/* --commands-poll: command requests first, then the check-ins due. */
+static void dispatch_poll(struct sim *s, int64_t t)
+{
+  uint64_t due = t < s->t0_ns ? 0
+                 : (uint64_t)((double)(t - s->t0_ns) * s->o.rate / 1e9) + 1;
+  if(due > s->k_total)
+    due = s->k_total;
+  while(s->n_idle > 0 && !s->is_server_gone) {
+    struct conn *c = &s->conns[s->idle[s->n_idle - 1]];
+    if(s->fq_n) {
+      struct followup f = s->fq[s->fq_head];
+      s->fq_head = (s->fq_head + 1) % s->fq_cap;
+      s->fq_n--;
+      if(followup_render(s, c, &f)) {
+        s->devs[f.dev].n_followups--;
+        continue;
+      }
+      s->n_fu_out++;
+      c->sched_ns = now_ns();
+    }
+    else if(s->k_next < due) {
+      if(checkin_render(s, c, (size_t)(s->k_next % s->n_devs), 0)) {
+        s->k_next++;
+        continue;
+      }
+      c->sched_ns = sched_of(s, s->k_next);
+      s->k_next++;
+    }
+    else
+      break;
+    s->n_idle--;
+    c->is_busy = 1;
+    s->n_busy++;
+    s->n_sent++;
+    c->sent_ns = now_ns();
+    c->sent_wall_s = wall_s();
+    conn_flush(s, c);
+  }
+}
+
 static void dispatch(struct sim *s, int64_t t)
 {
   uint64_t due = 0;
+  if(s->phase == PHASE_POLL) {
+    dispatch_poll(s, t);
+    return;
+  }
   if(s->phase == PHASE_CHECKIN) {
     due = t < s->t0_ns ? 0
           : (uint64_t)((double)(t - s->t0_ns) * s->o.rate / 1e9) + 1;
@@ -1255,7 +1464,9 @@ static int run_phase(struct sim *s, enum phase ph)
   s->lat.n = s->svc.n = 0;
   s->n_unsent = s->n_abandoned = 0;
   s->t0_ns = now_ns() + 20 * 1000000;  /* a moment to settle */
-  if(ph == PHASE_CHECKIN) {
+  if(ph == PHASE_POLL)
+    s->t0_ns = now_ns();  /* right after the bulk command's answer */
+  if(ph == PHASE_CHECKIN || ph == PHASE_POLL) {
     s->k_total = (uint64_t)llround(s->o.rate * s->o.duration_s);
     s->t_end_ns = s->t0_ns + (int64_t)(s->o.duration_s * 1e9);
     s->n_tl = (size_t)ceil(s->o.duration_s);
@@ -1279,7 +1490,11 @@ static int run_phase(struct sim *s, enum phase ph)
         s->is_stopping = 1;
         s->n_unsent = s->k_total - s->k_next;
       }
-      else if(ph != PHASE_CHECKIN &&
+      else if(ph == PHASE_POLL &&
+              (t >= s->t_end_ns || s->is_server_gone ||
+               (s->n_acked == s->n_bulk && !s->fq_n && !s->n_fu_out)))
+        s->is_stopping = 1;
+      else if(ph != PHASE_CHECKIN && ph != PHASE_POLL &&
               (s->next_item >= s->n_devs || s->is_server_gone))
         s->is_stopping = 1;
       if(s->is_stopping)
@@ -1313,7 +1528,7 @@ static int run_phase(struct sim *s, enum phase ph)
       last_sample = t;
       if(t - last_report >= 10 * (int64_t)1000000000) {
         double behind = 0;
-        if(ph == PHASE_CHECKIN && !s->is_stopping)
+        if((ph == PHASE_CHECKIN || ph == PHASE_POLL) && !s->is_stopping)
           behind = (double)(t - s->t0_ns) * s->o.rate / 1e9 -
                    (double)s->k_next;
         if(last_report)
@@ -1321,16 +1536,20 @@ static int run_phase(struct sim *s, enum phase ph)
                           "in flight, %.0f due but unsent, server RSS %ld "
                           "MiB\n",
                   ph == PHASE_ENROLL ? "enroll" : ph == PHASE_CHECKIN ?
-                  "check-in" : "verify", (t - s->t0_ns) / 1e9, s->n_ok,
+                  "check-in" : ph == PHASE_POLL ? "commands-poll" : "verify", (t - s->t0_ns) / 1e9, s->n_ok,
                   (double)(s->n_ok - ok_at_report) * 1e9 / (t - last_report),
                   s->n_busy, behind > 0 ? behind : 0, rss / 1024);
+        if(last_report && ph == PHASE_POLL)
+          fprintf(stderr, PROG ": commands-poll: %" PRIu64 " of %zu "
+                          "commands acknowledged\n", s->n_acked, s->n_bulk);
         last_report = t;
         ok_at_report = s->n_ok;
       }
     }
 
     wait_ns = 100 * 1000000;
-    if(ph == PHASE_CHECKIN && !s->is_stopping && s->n_idle > 0 &&
+    if((ph == PHASE_CHECKIN || ph == PHASE_POLL) && !s->is_stopping &&
+       s->n_idle > 0 &&
        s->k_next < s->k_total) {
       int64_t next = sched_of(s, s->k_next) - t;
       if(next > 0 && next < s->o.tick_us * 1000)
@@ -1524,6 +1743,9 @@ static const char usage_text[] =
   "               --checkin-only | --verify] [--rate R] [--duration S]\n"
   "               [--connections C] [--changed-facts-ratio F]\n"
   "               [--server-pid PID] [--stop-on-disconnect] [-o text|json]\n"
+  "       mdm-sim --server URL --token-file FILE --devices-file FILE\n"
+  "               --commands-poll [--interval S] [--duration S]\n"
+  "               [--bulk-type TYPE] [--complete] [--connections C]\n"
   "       mdm-sim --devices-file FILE --wrk-lua INDEX\n"
   "\n"
   "Simulates many devices against one mdmd (plain HTTP/1.1, keep-alive).\n"
@@ -1553,6 +1775,20 @@ static const char usage_text[] =
   "  --tick-us N               wake at most every N microseconds to send\n"
   "                            what is due (default 0: at each due time);\n"
   "                            latency still counts from each due time\n"
+"  --commands-poll           create one bulk command for every active device\n"
+  "                            (POST /v1/commands, selector {}), then check\n"
+  "                            the devices of --devices-file in round-robin,\n"
+  "                            each once per --interval; a device whose\n"
+  "                            check-in answers pending_commands > 0 fetches\n"
+  "                            its commands and acknowledges each.  Reports\n"
+  "                            the time from the bulk POST's answer to each\n"
+  "                            acknowledgement's 2xx; ends when all are\n"
+  "                            acknowledged or after --duration\n"
+  "  --interval S              --commands-poll: each device's check-in\n"
+  "                            period (default 30); rate = devices / S\n"
+  "  --bulk-type TYPE          --commands-poll: the command (default lock)\n"
+  "  --complete                --commands-poll: after acknowledging, report\n"
+  "                            each command completed too\n"
   "  --wrk-lua INDEX           print a wrk script that checks device INDEX\n"
   "                            in with its unchanged facts, and exit\n"
   "  -o text|json              the summary's format (default text)\n";
@@ -1560,7 +1796,8 @@ static const char usage_text[] =
 enum {
   OPT_SERVER = 256, OPT_TOKEN, OPT_TOKEN_FILE, OPT_DEVICES, OPT_DEVICES_FILE,
   OPT_ENROLL_ONLY, OPT_CHECKIN_ONLY, OPT_VERIFY, OPT_RATE, OPT_DURATION,
-  OPT_CONNECTIONS, OPT_CHANGED, OPT_SERVER_PID, OPT_STOP, OPT_SEED, OPT_WRK, OPT_TICK
+  OPT_CONNECTIONS, OPT_CHANGED, OPT_SERVER_PID, OPT_STOP, OPT_SEED, OPT_WRK, OPT_TICK,
+  OPT_POLL, OPT_INTERVAL, OPT_BULK_TYPE, OPT_COMPLETE
 };
 
 static const struct option long_opts[] = {
@@ -1581,6 +1818,10 @@ static const struct option long_opts[] = {
   {"seed", required_argument, NULL, OPT_SEED},
   {"wrk-lua", required_argument, NULL, OPT_WRK},
   {"tick-us", required_argument, NULL, OPT_TICK},
+  {"commands-poll", no_argument, NULL, OPT_POLL},
+  {"interval", required_argument, NULL, OPT_INTERVAL},
+  {"bulk-type", required_argument, NULL, OPT_BULK_TYPE},
+  {"complete", no_argument, NULL, OPT_COMPLETE},
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0}
 };
@@ -1627,6 +1868,8 @@ static void parse_args(struct opts *o, int argc, char **argv)
   o->out_format = "text";
   o->wrk_lua_idx = -1;
   o->seed = 1;
+  o->interval_s = 30;
+  o->bulk_type = "lock";
   while((ch = getopt_long(argc, argv, "ho:", long_opts, NULL)) != -1) {
     switch(ch) {
     case OPT_SERVER:
@@ -1688,6 +1931,21 @@ static void parse_args(struct opts *o, int argc, char **argv)
     case OPT_TICK:
       o->tick_us = parse_ll(optarg, 0, 1000000, "--tick-us");
       break;
+    case OPT_POLL:
+      o->is_commands_poll = 1;
+      break;
+    case OPT_INTERVAL:
+      o->interval_s = parse_double(optarg, 0.1, 86400, "--interval");
+      break;
+    case OPT_BULK_TYPE:
+      if(!*optarg || strlen(optarg) > 32 || strspn(optarg,
+         "abcdefghijklmnopqrstuvwxyz_") != strlen(optarg))
+        die_usage("invalid value for", "--bulk-type");
+      o->bulk_type = optarg;
+      break;
+    case OPT_COMPLETE:
+      o->is_complete = 1;
+      break;
     case OPT_WRK:
       o->wrk_lua_idx = parse_ll(optarg, 0, 1LL << 40, "--wrk-lua");
       break;
@@ -1705,8 +1963,10 @@ static void parse_args(struct opts *o, int argc, char **argv)
   }
   if(optind < argc)
     die_usage("unexpected argument", argv[optind]);
-  if(o->is_enroll_only + o->is_checkin_only + o->is_verify > 1)
-    die_usage("choose one of --enroll-only, --checkin-only, --verify", NULL);
+  if(o->is_enroll_only + o->is_checkin_only + o->is_verify +
+     o->is_commands_poll > 1)
+    die_usage("choose one of --enroll-only, --checkin-only, --verify, "
+              "--commands-poll", NULL);
   if(o->wrk_lua_idx >= 0) {
     if(!o->devices_file)
       die_usage("--wrk-lua needs --devices-file", NULL);
@@ -1714,8 +1974,10 @@ static void parse_args(struct opts *o, int argc, char **argv)
   }
   if(!o->server)
     die_usage("--server is required", NULL);
-  if((o->is_checkin_only || o->is_verify) && !o->devices_file)
-    die_usage("--checkin-only and --verify need --devices-file", NULL);
+  if((o->is_checkin_only || o->is_verify || o->is_commands_poll) &&
+     !o->devices_file)
+    die_usage("--checkin-only, --verify and --commands-poll need "
+              "--devices-file", NULL);
   if(!o->is_checkin_only && !o->admin_token)  /* enrollment or --verify */
     die_usage("--token or --token-file is required", NULL);
 }
@@ -1743,6 +2005,73 @@ static int wrk_lua(struct sim *s)
   return 0;
 }
 
+/* --commands-poll: the bulk command, then the devices' polling. */
+static int commands_poll(struct sim *s)
+{
+  char body[256];
+  json_t *ans = NULL, *ids, *r;
+  struct figures0 f0;
+  int64_t t_call;
+  double bulk_ms;
+  long st;
+  size_t i;
+
+  s->o.rate = (double)s->n_devs / s->o.interval_s;
+  s->o.changed_ratio = 0;
+  if(conns_setup(s))
+    return 1;
+  snprintf(body, sizeof(body), "{\"type\":\"%s\",\"selector\":{}}",
+           s->o.bulk_type);
+  t_call = now_ns();
+  st = admin_post(s, "/v1/commands", body, &ans);
+  s->t_bulk_ns = now_ns();
+  bulk_ms = (s->t_bulk_ns - t_call) / 1e6;
+  ids = json_object_get(ans, "ids");
+  if(st != 201 || !json_is_array(ids)) {
+    fprintf(stderr, PROG ": POST /v1/commands answered HTTP %ld\n", st);
+    json_decref(ans);
+    return 1;
+  }
+  s->n_bulk = json_array_size(ids);
+  s->bulk_ids = calloc(s->n_bulk ? s->n_bulk : 1, sizeof(*s->bulk_ids));
+  s->bulk_acked = calloc(s->n_bulk ? s->n_bulk : 1, 1);
+  if(!s->bulk_ids || !s->bulk_acked) {
+    json_decref(ans);
+    return 1;
+  }
+  for(i = 0; i < s->n_bulk; i++)
+    mdm_strlcpy(s->bulk_ids[i], json_string_value(json_array_get(ids, i))
+                ? json_string_value(json_array_get(ids, i)) : "",
+                sizeof(s->bulk_ids[i]));
+  json_decref(ans);
+  qsort(s->bulk_ids, s->n_bulk, sizeof(*s->bulk_ids), cmp_id);
+  fprintf(stderr, PROG ": bulk %s: %zu commands in %.0f ms; %zu devices "
+                  "check in every %.0f s (%.0f/s) for at most %.0f s\n",
+          s->o.bulk_type, s->n_bulk, bulk_ms, s->n_devs, s->o.interval_s,
+          s->o.rate, s->o.duration_s);
+  figures_start(s, &f0);
+  if(run_phase(s, PHASE_POLL))
+    return 1;
+  r = json_pack(
+    "{s:s, s:I, s:s, s:f, s:f, s:f, s:f, s:i, s:b, s:I, s:I, s:I, s:I, "
+    "s:I, s:o, s:f, s:I, s:I, s:o, s:o}",
+    "phase", "commands_poll", "devices", (json_int_t)s->n_devs, "bulk_type",
+    s->o.bulk_type, "bulk_post_ms", bulk_ms, "interval_s", s->o.interval_s,
+    "checkin_rate", s->o.rate, "duration_s", s->o.duration_s, "connections",
+    s->o.n_conns, "complete", s->o.is_complete, "commands_created",
+    (json_int_t)s->n_bulk, "acknowledged", (json_int_t)s->n_acked,
+    "never_acknowledged", (json_int_t)(s->n_bulk - s->n_acked), "completed",
+    (json_int_t)s->n_completed, "other_commands_acknowledged",
+    (json_int_t)s->n_other_cmds, "latency", latency_json(&s->ack_lat),
+    "seconds", s->elapsed_ns / 1e9, "checkins", (json_int_t)s->n_checkins_ok,
+    "fetches", (json_int_t)s->n_fetches, "checkin_latency",
+    latency_json(&s->lat), "errors", status_counts(s));
+  figures_add(s, &f0, r, s->n_sent);
+  emit(s, r);
+  json_decref(r);
+  return 0;
+}
+
 int main(int argc, char **argv)
 {
   struct sim s;
@@ -1766,6 +2095,14 @@ int main(int argc, char **argv)
     goto out;
   curl_global_init(CURL_GLOBAL_DEFAULT);
 
+  if(s.o.is_commands_poll) {
+    if(devices_load(&s, s.o.devices_file))
+      goto out;
+    ret = commands_poll(&s);
+    if(!ret && devices_save(&s, s.o.devices_file))
+      ret = 1;
+    goto out;
+  }
   if(s.o.is_checkin_only || s.o.is_verify) {
     if(devices_load(&s, s.o.devices_file))
       goto out;
@@ -1886,6 +2223,10 @@ out:
   free(s.tl);
   free(s.lat.v);
   free(s.svc.v);
+  free(s.ack_lat.v);
+  free(s.fq);
+  free(s.bulk_ids);
+  free(s.bulk_acked);
   free(s.o.admin_token);
   curl_global_cleanup();
   return ret;
