@@ -14,6 +14,13 @@
  * and libcurl's progress callback abandons a request in flight when the stop
  * flag is up, so the agent answers a signal within about a second.
  *
+ * When the credentials name a broker (and not with --once), a push session
+ * (push.h) runs beside the loop; its pipe is polled with the signal pipe, so
+ * a wake-up ends the wait early and starts a round, at most one such extra
+ * round per MDM_AGENT_PUSH_DEBOUNCE_MS (a burst of wake-ups makes one round).
+ * The wake-up only says "look now": everything still comes over HTTPS, and
+ * without the broker the loop simply polls.
+ *
  * The facts of the last round are kept in last_facts.json once their
  * changes are queued (not once the server has them): the queue is what makes
  * them reach the server, and a server that is away must not make every round
@@ -37,6 +44,7 @@
 #include "agent/enforce.h"
 #include "agent/facts.h"
 #include "agent/policy.h"
+#include "agent/push.h"
 #include "agent/queue.h"
 #include "agent/state.h"
 #include "core/buf.h"
@@ -178,26 +186,36 @@ static void signals_restore(void)
   sigaction(SIGINT, &sa, NULL);
 }
 
-/* Wait ms milliseconds, or less if a stop signal comes.  Returns 1 when
- * stopped. */
-static int agent_sleep(int64_t ms)
+enum sleep_result { SLEEP_DONE, SLEEP_STOPPED, SLEEP_WOKEN };
+
+/* Wait ms milliseconds, or less if a stop signal comes or (push_fd >= 0)
+ * push_fd becomes readable.  The push pipe is left for the caller to
+ * drain. */
+static enum sleep_result agent_sleep(int64_t ms, int push_fd)
 {
   int64_t end = mdm_mono_ns() + ms * 1000000;
   while(!stop_signal) {
     int64_t left = (end - mdm_mono_ns()) / 1000000;
-    struct pollfd p;
+    struct pollfd p[2];
     if(left <= 0)
-      return 0;
-    p.fd = sig_pipe[0];
-    p.events = POLLIN;
-    p.revents = 0;
-    if(poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left) > 0) {
+      return SLEEP_DONE;
+    p[0].fd = sig_pipe[0];
+    p[0].events = POLLIN;
+    p[0].revents = 0;
+    p[1].fd = push_fd;
+    p[1].events = POLLIN;
+    p[1].revents = 0;
+    if(poll(p, push_fd >= 0 ? 2 : 1,
+            left > INT_MAX ? INT_MAX : (int)left) > 0) {
       char drain[64];
-      while(read(sig_pipe[0], drain, sizeof(drain)) > 0)
-        ;
+      if(p[0].revents)
+        while(read(sig_pipe[0], drain, sizeof(drain)) > 0)
+          ;
+      if(push_fd >= 0 && p[1].revents && !stop_signal)
+        return SLEEP_WOKEN;
     }
   }
-  return 1;
+  return SLEEP_STOPPED;
 }
 
 static double rand_unit(void)
@@ -218,12 +236,38 @@ struct agent {
   struct mdm_agent_config cfg;
   struct mdm_client *client;
   struct mdm_queue *queue;
+  struct mdm_push *push;  /* NULL: polling only */
   struct {
     char msg[256];
     int64_t at_ns;
   } recent[N_RECENT_ERRORS];
   char last_error[256];   /* for the one line `run --once` ends with */
 };
+
+/* ---- push ---------------------------------------------------------------------- */
+
+/* Start the broker session when the credentials name one.  Failing to start
+ * it is logged and leaves the agent polling. */
+static void agent_push_start(struct agent *a)
+{
+  struct mdm_push_opts po;
+  char why[256];
+  mdm_rc rc;
+
+  if(!a->creds.mqtt_url)
+    return;
+  memset(&po, 0, sizeof(po));
+  po.url = a->creds.mqtt_url;
+  po.topic = a->creds.mqtt_topic;
+  po.client_id = a->creds.device_id;
+  po.username = a->creds.mqtt_username;
+  po.password = a->creds.mqtt_password;
+  po.ca_file = a->o->ca_file ? a->o->ca_file : a->creds.ca_file;
+  why[0] = '\0';
+  rc = mdm_push_new(&po, &a->push, why, sizeof(why));
+  if(rc)
+    mdm_warn("push: %s; polling only", why[0] ? why : mdm_strerror(rc));
+}
 
 static void agent_event(struct agent *a, const char *type, json_t *data)
 {
@@ -705,7 +749,12 @@ mdm_rc mdm_agent_run(const struct mdm_agent_opts *o, char *err, size_t n)
   agent_event(&a, "agent_started", data);
   json_decref(data);
 
+  if(!o->is_once)
+    agent_push_start(&a);
+
   for(;;) {
+    int64_t round_ns = mdm_mono_ns();
+    enum sleep_result slept;
     res = agent_round(&a, &is_checked_in, &is_unmanaged);
     int64_t cap_ms = (a.creds.checkin_interval_s < MDM_AGENT_BACKOFF_MAX_S ?
                       a.creds.checkin_interval_s : MDM_AGENT_BACKOFF_MAX_S) *
@@ -727,9 +776,24 @@ mdm_rc mdm_agent_run(const struct mdm_agent_opts *o, char *err, size_t n)
         attempt++;
       mdm_info("retrying in %.1fs", (double)wait_ms / 1000.0);
     }
-    if(agent_sleep(wait_ms))
+    slept = agent_sleep(wait_ms, a.push ? mdm_push_fd(a.push) : -1);
+    if(slept == SLEEP_STOPPED)
       break;
+    if(slept == SLEEP_WOKEN) {
+      /* Debounce: at most one extra round per MDM_AGENT_PUSH_DEBOUNCE_MS;
+       * the wake-ups of a burst are drained together after the pause. */
+      int64_t since_ms = (mdm_mono_ns() - round_ns) / 1000000;
+      if(since_ms < MDM_AGENT_PUSH_DEBOUNCE_MS &&
+         agent_sleep(MDM_AGENT_PUSH_DEBOUNCE_MS - since_ms, -1) ==
+         SLEEP_STOPPED)
+        break;
+      mdm_debug("woken up by the broker (%u signal(s))",
+                mdm_push_drain(a.push));
+    }
   }
+  /* Stop the session before the last flush: nothing more to wake up for. */
+  mdm_push_free(a.push);
+  a.push = NULL;
 
   if(stop_signal) {
     int64_t deadline = mdm_mono_ns() + (int64_t)FINAL_FLUSH_MS * 1000000;
@@ -754,6 +818,7 @@ mdm_rc mdm_agent_run(const struct mdm_agent_opts *o, char *err, size_t n)
     rc = MDM_OK;
   signals_restore();
 out:
+  mdm_push_free(a.push);
   mdm_client_free(a.client);
   mdm_queue_free(a.queue);
   mdm_creds_release(&a.creds);

@@ -4,7 +4,8 @@
  * last round, checks in, and flushes the telemetry queue in batches.  Errors
  * are queued as (rate-limited) error events and make the loop back off
  * exponentially; SIGTERM/SIGINT end it with an agent_stopped event and one
- * last, short flush.
+ * last, short flush.  When the credentials name an MQTT broker, a wake-up
+ * from it (push.h) starts a round early; the broker is never needed.
  *
  * The pure pieces (diff, backoff, jitter) are exported for the unit tests.
  */
@@ -20,6 +21,7 @@
 #define MDM_AGENT_BATCH_BYTES (900 * 1024) /* under the server's 1 MiB */
 #define MDM_AGENT_BACKOFF_MAX_S 300
 #define MDM_AGENT_ERROR_EVERY_S 60   /* the same error is queued once a minute */
+#define MDM_AGENT_PUSH_DEBOUNCE_MS 2000   /* at most one woken round per 2 s */
 
 struct mdm_agent_opts {
   const char *state_dir;   /* credentials and queue */

@@ -5,6 +5,9 @@
  * the run loop compares against.  The answer's policy_key (the tenant's
  * public key for policy bundles) is kept only if it is a P-256 key: without
  * one the device is enrolled but refuses bundles until it enrolls again.
+ * The answer's mqtt object (the broker that wakes the device up, see
+ * push.h) is kept when it is usable for this device, dropped with a warning
+ * otherwise: without it the agent polls.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -175,6 +178,10 @@ mdm_rc mdm_enroll_run(const struct mdm_enroll_opts *o, char *device_id,
   creds.device_token = (char *)token;
   creds.ca_file = o->ca_file ? ca_abs : NULL;
   creds.policy_key = (char *)answer_policy_key(resp.body);
+  iv = json_object_get(resp.body, "mqtt");
+  if(iv && !json_is_null(iv) && !mdm_state_take_mqtt(iv, id, &creds))
+    mdm_warn("the server's mqtt object is not usable: this device will "
+             "poll only");
   rc = mdm_state_save_creds(o->state_dir, &creds);
   if(rc) {
     snprintf(err, n, "enrolled as %s but cannot write the credentials in "
@@ -186,6 +193,10 @@ mdm_rc mdm_enroll_run(const struct mdm_enroll_opts *o, char *device_id,
   mdm_strlcpy(device_id, id, MDM_DEVICE_ID_MAX);
 out:
   free(creds.server);
+  creds.server = NULL;
+  creds.device_id = creds.device_token = creds.ca_file = NULL;
+  creds.policy_key = NULL;
+  mdm_creds_release(&creds);   /* the mqtt strings, the rest are borrowed */
   mdm_response_release(&resp);
   json_decref(body);
   json_decref(facts);

@@ -20,13 +20,27 @@
 #define FIELD_MAX 8192
 #define PEM_MAX 8192
 
+static void scrub(char *s)
+{
+  volatile char *p = s;
+  while(p && *p)
+    *p++ = '\0';
+}
+
+static void creds_mqtt_release(struct mdm_creds *c)
+{
+  scrub(c->mqtt_password);
+  free(c->mqtt_url);
+  free(c->mqtt_topic);
+  free(c->mqtt_username);
+  free(c->mqtt_password);
+  c->mqtt_url = c->mqtt_topic = c->mqtt_username = c->mqtt_password = NULL;
+}
+
 void mdm_creds_release(struct mdm_creds *c)
 {
-  if(c->device_token) {
-    volatile char *p = c->device_token;
-    while(*p)
-      *p++ = '\0';
-  }
+  scrub(c->device_token);
+  creds_mqtt_release(c);
   free(c->server);
   free(c->device_id);
   free(c->device_token);
@@ -112,6 +126,72 @@ static int creds_pem(json_t *o, const char *key, char **out)
   return *out != NULL;
 }
 
+/* A printable string member of 1..FIELD_MAX bytes (no spaces when
+ * !is_spaced), or NULL. */
+static const char *mqtt_str(json_t *o, const char *key, int is_spaced)
+{
+  json_t *v = json_object_get(o, key);
+  const char *s;
+  size_t i, len;
+  if(!json_is_string(v))
+    return NULL;
+  s = json_string_value(v);
+  len = json_string_length(v);
+  if(!len || len > FIELD_MAX || strlen(s) != len)
+    return NULL;
+  for(i = 0; i < len; i++)
+    if((unsigned char)s[i] < 0x20 || (unsigned char)s[i] == 0x7f ||
+       (!is_spaced && s[i] == ' '))
+      return NULL;
+  return s;
+}
+
+int mdm_state_take_mqtt(json_t *v, const char *device_id, struct mdm_creds *c)
+{
+  const char *url, *topic, *user, *pass, *tenant_end;
+  size_t id_len = device_id ? strlen(device_id) : 0, t_len;
+  char *n_url = NULL, *n_topic = NULL, *n_user = NULL, *n_pass = NULL;
+
+  if(!json_is_object(v) || !id_len)
+    return 0;
+  url = mqtt_str(v, "url", 0);
+  topic = mqtt_str(v, "topic", 0);
+  user = mqtt_str(v, "username", 0);
+  pass = mqtt_str(v, "password", 1);
+  if(!url || !topic || !user || !pass)
+    return 0;
+  if(strncmp(url, "mqtt://", 7) && strncmp(url, "mqtts://", 8))
+    return 0;
+  /* mdm/<tenant>/<device_id>/cmd: this device's own topic, no wildcards. */
+  if(strncmp(topic, "mdm/", 4) || strpbrk(topic, "+#"))
+    return 0;
+  tenant_end = strchr(topic + 4, '/');
+  if(!tenant_end || tenant_end == topic + 4)
+    return 0;
+  t_len = strlen(tenant_end + 1);
+  if(t_len != id_len + 4 || strncmp(tenant_end + 1, device_id, id_len) ||
+     strcmp(tenant_end + 1 + id_len, "/cmd"))
+    return 0;
+  n_url = strdup(url);
+  n_topic = strdup(topic);
+  n_user = strdup(user);
+  n_pass = strdup(pass);
+  if(!n_url || !n_topic || !n_user || !n_pass) {
+    free(n_url);
+    free(n_topic);
+    free(n_user);
+    scrub(n_pass);
+    free(n_pass);
+    return 0;
+  }
+  creds_mqtt_release(c);
+  c->mqtt_url = n_url;
+  c->mqtt_topic = n_topic;
+  c->mqtt_username = n_user;
+  c->mqtt_password = n_pass;
+  return 1;
+}
+
 mdm_rc mdm_state_load_creds(const char *dir, struct mdm_creds *c, char *err,
                             size_t n)
 {
@@ -164,6 +244,12 @@ mdm_rc mdm_state_load_creds(const char *dir, struct mdm_creds *c, char *err,
   iv = json_object_get(o, "checkin_interval_s");
   c->checkin_interval_s = json_is_integer(iv) ?
     mdm_state_clamp_interval(json_integer_value(iv)) : MDM_INTERVAL_DEFAULT;
+  /* The broker only makes the agent faster: a file without one (enrolled
+   * before the server had a broker) or with a damaged one still loads, and
+   * the agent polls. */
+  iv = json_object_get(o, "mqtt");
+  if(iv && !json_is_null(iv) && !mdm_state_take_mqtt(iv, c->device_id, c))
+    mdm_warn("'%s': ignoring an invalid mqtt object; polling only", path);
 out:
   if(s) {
     memset(s, 0, strlen(s));
@@ -194,6 +280,15 @@ mdm_rc mdm_state_save_creds(const char *dir, const struct mdm_creds *c)
     json_object_set_new(o, "ca_file", json_string(c->ca_file));
   if(c->policy_key)
     json_object_set_new(o, "policy_key", json_string(c->policy_key));
+  if(c->mqtt_url && c->mqtt_topic && c->mqtt_username && c->mqtt_password) {
+    json_t *m = json_pack("{s:s, s:s, s:s, s:s}", "url", c->mqtt_url, "topic",
+                          c->mqtt_topic, "username", c->mqtt_username,
+                          "password", c->mqtt_password);
+    if(!m || json_object_set_new(o, "mqtt", m)) {
+      json_decref(o);
+      return MDM_ERR_NOMEM;
+    }
+  }
   s = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
   json_decref(o);
   if(!s)

@@ -27,9 +27,17 @@ struct mdm_creds {
                                bundles; NULL when enrolled before the server
                                gave one (bundles are then refused) */
   long long checkin_interval_s;   /* in [MDM_INTERVAL_MIN, MDM_INTERVAL_MAX] */
+  /* The broker that wakes this device up (the enroll answer's "mqtt"
+   * object, kept as "mqtt" in credentials.json); all NULL when the server
+   * has no broker or the device enrolled before it had one. */
+  char *mqtt_url;           /* "mqtt://host:port" or "mqtts://host:port" */
+  char *mqtt_topic;         /* "mdm/<tenant>/<device_id>/cmd" */
+  char *mqtt_username;
+  char *mqtt_password;      /* secret: never log it */
 };
 
-/* Free the strings of c (scrubbing the token) and zero it. */
+/* Free the strings of c (scrubbing the token and the broker password) and
+ * zero it. */
 void mdm_creds_release(struct mdm_creds *c);
 
 /* Clamp a check-in interval the server gave to [MIN, MAX]. */
@@ -47,8 +55,18 @@ mdm_rc mdm_state_path(const char *dir, const char *name, char *out, size_t n);
  * with a reason in err[n] when the file is damaged. */
 mdm_rc mdm_state_load_creds(const char *dir, struct mdm_creds *c /* OUT */,
                             char *err, size_t n);
-/* Write credentials.json (mode 0600) atomically. */
+/* Write credentials.json (mode 0600) atomically.  The mqtt object is
+ * written only when mqtt_url is set. */
 mdm_rc mdm_state_save_creds(const char *dir, const struct mdm_creds *c);
+
+/* Is v (the enroll answer's or credentials.json's "mqtt" member) a usable
+ * broker object for device_id?  url must be mqtt:// or mqtts://, topic exactly
+ * "mdm/<tenant>/<device_id>/cmd" without wildcards, username and password
+ * printable strings.  On success copies the four strings into c's mqtt_*
+ * fields (freeing what was there) and returns 1; otherwise returns 0 and
+ * leaves c alone. */
+int mdm_state_take_mqtt(json_t *v, const char *device_id,
+                        struct mdm_creds *c);
 
 /* The facts last seen, from last_facts.json.  Caller owns *facts.
  * MDM_ERR_NOTFOUND when none were kept (or the file is unreadable). */
