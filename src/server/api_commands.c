@@ -5,13 +5,15 @@
  * waits and report results.  Who may create which type is decided here,
  * for every path that creates a command (single, bulk, retire); the route
  * table only admits the roles that may create some command.  The store
- * keeps the lifecycle and its audit records (store.h); nothing is
- * published yet: agents poll (ARCHITECTURE principle 1).
+ * keeps the lifecycle and its audit records (store.h); after a commit
+ * the device is woken over MQTT when a broker is configured (push.h),
+ * and agents poll either way (ARCHITECTURE principle 1).
  */
 #include <stdlib.h>
 #include <string.h>
 #include "core/util.h"
 #include "server/api.h"
+#include "server/push.h"
 
 #define PARAMS_MAX (16 * 1024)
 #define EXPIRES_MIN 60
@@ -134,8 +136,10 @@ mdm_rc mdm_api_commands_create(struct mdm_req *r)
     rc = mdm_req_fail(r, rc, "device '%s' is not active", r->params[0]);
   else if(rc)
     mdm_req_fail(r, rc, "cannot queue the command");
-  else
+  else {
+    mdm_push_wake(r->srv->push, r->who.tenant_id, r->params[0]);
     rc = mdm_req_reply_json(r, 201, out);
+  }
 out:
   free(params);
   json_decref(body);
@@ -231,11 +235,18 @@ mdm_rc mdm_api_commands_bulk(struct mdm_req *r)
                       "than %d devices", MDM_BULK_MAX);
   else if(rc)
     mdm_req_fail(r, rc, "cannot queue the commands");
-  else
+  else {
+    size_t i;
+    json_t *v;
+    /* Throttled by the publisher (--mqtt-rate). */
+    json_array_foreach(ids, i, v)
+      mdm_push_wake_command(r->srv->push, r->who.tenant_id,
+                            json_string_value(v));
     rc = mdm_req_reply_json(r, 201,
                             json_pack("{s:I, s:o}", "count",
                                       (json_int_t)json_array_size(ids),
                                       "ids", ids));
+  }
 out:
   free(params);
   json_decref(body);
@@ -407,8 +418,15 @@ mdm_rc mdm_api_devices_retire(struct mdm_req *r)
                       "is already pending", r->params[0]);
   else if(rc)
     mdm_req_fail(r, rc, "cannot retire the device");
-  else
+  else {
+    /* Retired at once: its broker credentials go now.  A wipe first
+     * wakes the device; its credentials go when the wipe ends. */
+    if(!strcmp(wipe, "none"))
+      mdm_push_device_remove(r->srv->push, r->params[0]);
+    else
+      mdm_push_wake(r->srv->push, r->who.tenant_id, r->params[0]);
     rc = mdm_req_reply_json(r, strcmp(wipe, "none") ? 202 : 200, out);
+  }
 out:
   json_decref(body);
   return rc;
@@ -420,6 +438,21 @@ static mdm_rc inactive(struct mdm_req *r)
 {
   return mdm_req_fail(r, MDM_ERR_AUTH, "device is not active (retired, "
                                        "wiped or revoked)");
+}
+
+/* A result may have ended the device's retirement wipe, which retires it
+ * (store.h command_result): then its broker credentials go. */
+static void drop_credentials_if_gone(struct mdm_req *r)
+{
+  json_t *dev = NULL;
+  const char *state;
+  if(r->srv->store->ops->device_get(r->srv->store, r->who.tenant_id,
+                                    r->who.id, &dev))
+    return;
+  state = json_string_value(json_object_get(dev, "state"));
+  if(state && strcmp(state, "active"))
+    mdm_push_device_remove(r->srv->push, r->who.id);
+  json_decref(dev);
 }
 
 /* GET /v1/agent/commands */
@@ -476,8 +509,11 @@ mdm_rc mdm_api_agent_command_result(struct mdm_req *r)
                       r->params[0]);
   else if(rc)
     mdm_req_fail(r, rc, "cannot store the result");
-  else
+  else {
+    if(r->srv->push)
+      drop_credentials_if_gone(r);
     rc = mdm_req_reply_json(r, 200, out);
+  }
 out:
   json_decref(body);
   return rc;

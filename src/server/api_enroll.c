@@ -14,6 +14,7 @@
 #include "crypto/key.h"
 #include "server/api.h"
 #include "server/policyset.h"
+#include "server/push.h"
 
 #define FACTS_MAX (64 * 1024)
 
@@ -193,7 +194,7 @@ mdm_rc mdm_check_facts(struct mdm_req *r, json_t *facts, char **text,
 mdm_rc mdm_api_enroll(struct mdm_req *r)
 {
   static const char *const fields[] = {"enrollment_token", "facts", NULL};
-  json_t *body = NULL, *claims = NULL, *facts, *detail = NULL;
+  json_t *body = NULL, *claims = NULL, *facts, *detail = NULL, *mqtt = NULL;
   const char *etok, *tenant, *jti;
   char device_id[MDM_UUID_LEN + 1], token_jti[MDM_UUID_LEN + 1];
   char *facts_text = NULL, *dtoken = NULL, *pubkey = NULL, hash[65];
@@ -329,12 +330,19 @@ mdm_rc mdm_api_enroll(struct mdm_req *r)
     mdm_req_fail(r, rc, "cannot export the tenant key");
     goto out;
   }
+  /* The device's broker credentials, after the commit: without a broker
+   * (or while it is down) the answer says "mqtt": null and the device
+   * polls (ARCHITECTURE principle 1). */
+  if(r->srv->push)
+    mdm_push_device_add(r->srv->push, tenant, device_id, &mqtt);
   rc = mdm_req_reply_json(
-    r, 201, json_pack("{s:s, s:s, s:i, s:n, s:s}", "device_id", device_id,
+    r, 201, json_pack("{s:s, s:s, s:i, s:o, s:s}", "device_id", device_id,
                       "device_token", dtoken, "checkin_interval_s",
-                      r->srv->cfg.checkin_interval_s, "mqtt", "policy_key",
-                      pubkey));
+                      r->srv->cfg.checkin_interval_s, "mqtt",
+                      mqtt ? mqtt : json_null(), "policy_key", pubkey));
+  mqtt = NULL;
 out:
+  json_decref(mqtt);
   free(dv.reasons_json);
   free(pubkey);
   free(dtoken);

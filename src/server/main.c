@@ -10,14 +10,18 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <openssl/crypto.h>
 #include "core/log.h"
 #include "core/util.h"
 #include "server/policyset.h"
+#include "server/push.h"
 #include "server/server.h"
 
 static const char usage_text[] =
   "usage: mdmd [--config FILE] [--listen HOST:PORT] [--data-dir DIR]\n"
   "            [--db URL] [--log-format json|text] [--checkin-interval SECONDS]\n"
+  "            [--mqtt mqtt://HOST:PORT [--mqtt-admin-user USER]\n"
+  "             --mqtt-admin-password-file FILE] [--mqtt-rate N]\n"
   "       mdmd tenant create NAME [--region REGION] [--data-dir DIR | --db URL]\n"
   "       mdmd tenant list [--data-dir DIR | --db URL]\n"
   "\n"
@@ -29,8 +33,16 @@ static const char usage_text[] =
   "  --db URL                store: sqlite:PATH (default sqlite:DIR/mdm.db)\n"
   "  --log-format json|text  log lines on stderr (default text)\n"
   "  --checkin-interval N    seconds between agent check-ins (default 300)\n"
+  "  --mqtt URL              wake devices through this MQTT broker\n"
+  "                          (mosquitto with dynamic security; see\n"
+  "                          deploy/mosquitto/README.md); without it\n"
+  "                          devices only poll\n"
+  "  --mqtt-admin-user USER  the broker's dynsec admin (default mdmd)\n"
+  "  --mqtt-admin-password-file FILE\n"
+  "                          its password (file mode 0600 or stricter)\n"
+  "  --mqtt-rate N           wake-ups per second at most (default 1000)\n"
   "  --config FILE           read KEY = VALUE lines (listen, data-dir, db,\n"
-  "                          log-format, checkin-interval)\n"
+  "                          log-format, checkin-interval, mqtt, ...)\n"
   "  --help, --version\n"
   "\n"
   "Every flag may also come from the environment as MDM_<FLAG>, e.g.\n"
@@ -53,6 +65,8 @@ void mdm_config_defaults(struct mdm_config *cfg)
   cfg->checkin_interval_s = 300;
   cfg->device_token_ttl_s = 365LL * 86400;
   cfg->max_connections = 4096;
+  mdm_strlcpy(cfg->mqtt_admin_user, "mdmd", sizeof(cfg->mqtt_admin_user));
+  cfg->mqtt_rate = 1000;
 }
 
 /* Apply one setting by its flag name (without "--"). */
@@ -78,12 +92,31 @@ static int config_set(struct mdm_config *cfg, const char *key,
     cfg->checkin_interval_s = (int)n;
     return 0;
   }
+  if(!strcmp(key, "mqtt")) {
+    if(*val && strncmp(val, "mqtt://", 7))
+      return -1;
+    return mdm_strlcpy(cfg->mqtt, val, sizeof(cfg->mqtt)) ? -1 : 0;
+  }
+  if(!strcmp(key, "mqtt-admin-user"))
+    return !*val || mdm_strlcpy(cfg->mqtt_admin_user, val,
+                                sizeof(cfg->mqtt_admin_user)) ? -1 : 0;
+  if(!strcmp(key, "mqtt-admin-password-file"))
+    return mdm_strlcpy(cfg->mqtt_admin_password_file, val,
+                       sizeof(cfg->mqtt_admin_password_file)) ? -1 : 0;
+  if(!strcmp(key, "mqtt-rate")) {
+    if(mdm_parse_int(val, 1, 1000000, &n))
+      return -1;
+    cfg->mqtt_rate = (int)n;
+    return 0;
+  }
   return -2;
 }
 
 static const char *const env_keys[] = {"listen", "data-dir", "db",
                                        "log-format", "checkin-interval",
-                                       NULL};
+                                       "mqtt", "mqtt-admin-user",
+                                       "mqtt-admin-password-file",
+                                       "mqtt-rate", NULL};
 
 static void config_from_env(struct mdm_config *cfg)
 {
@@ -185,8 +218,7 @@ static void parse_flags(struct mdm_config *cfg, int argc, char **argv,
       *region = v;
       continue;
     }
-    if(!strcmp(a, "--mqtt") || !strcmp(a, "--tls-cert") ||
-       !strcmp(a, "--tls-key")) {
+    if(!strcmp(a, "--tls-cert") || !strcmp(a, "--tls-key")) {
       fprintf(stderr, "mdmd: %s is not supported by this version yet\n", a);
       exit(1);
     }
@@ -222,6 +254,55 @@ static mdm_rc open_store(struct mdm_config *cfg, struct mdm_store **st)
             url);
   else if(rc)
     fprintf(stderr, "mdmd: cannot open store '%s': %s\n", url,
+            mdm_strerror(rc));
+  return rc;
+}
+
+/* Start the MQTT publisher when a broker is configured.  The admin
+ * password comes from a file only mdmd's user may read; it is never
+ * logged. */
+static mdm_rc start_push(struct mdm_server *srv)
+{
+  struct mdm_config *cfg = &srv->cfg;
+  struct mdm_push_config pc;
+  struct stat sb;
+  char *pw = NULL;
+  size_t len = 0;
+  mdm_rc rc;
+
+  if(!cfg->mqtt[0])
+    return MDM_OK;
+  if(!cfg->mqtt_admin_password_file[0]) {
+    fprintf(stderr, "mdmd: --mqtt needs --mqtt-admin-password-file\n");
+    return MDM_ERR_INVAL;
+  }
+  if(stat(cfg->mqtt_admin_password_file, &sb) ||
+     mdm_file_read(cfg->mqtt_admin_password_file, 4096, &pw, &len)) {
+    fprintf(stderr, "mdmd: cannot read '%s'\n",
+            cfg->mqtt_admin_password_file);
+    return MDM_ERR_IO;
+  }
+  if(sb.st_mode & 077) {
+    fprintf(stderr, "mdmd: '%s' must not be readable by group or others "
+            "(chmod 600)\n", cfg->mqtt_admin_password_file);
+    free(pw);
+    return MDM_ERR_FORBIDDEN;
+  }
+  while(len && (pw[len - 1] == '\n' || pw[len - 1] == '\r'))
+    pw[--len] = '\0';
+  memset(&pc, 0, sizeof(pc));
+  pc.url = cfg->mqtt;
+  pc.admin_user = cfg->mqtt_admin_user;
+  pc.admin_password = pw;
+  pc.rate = cfg->mqtt_rate;
+  rc = mdm_push_new(&pc, srv->store, &srv->push);
+  OPENSSL_cleanse(pw, len);
+  free(pw);
+  if(rc == MDM_ERR_INVAL)
+    fprintf(stderr, "mdmd: invalid --mqtt '%s' (expected mqtt://HOST:PORT)"
+            "\n", cfg->mqtt);
+  else if(rc)
+    fprintf(stderr, "mdmd: cannot start the MQTT publisher: %s\n",
             mdm_strerror(rc));
   return rc;
 }
@@ -323,6 +404,8 @@ int main(int argc, char **argv)
   if(mdm_keycache_new(&srv.keys) || mdm_tokcache_new(&srv.devtokens) ||
      mdm_policycache_new(&srv.policies))
     goto out;
+  if(start_push(&srv))
+    goto out;
   /* Bind first: a wrong --listen fails before anything is created. */
   if(mdm_http_start(&srv))
     goto out;
@@ -348,6 +431,7 @@ int main(int argc, char **argv)
   mdm_http_stop(&srv, 8000);
   ret = 0;
 out:
+  mdm_push_free(srv.push);
   mdm_store_close(srv.store);
   mdm_keycache_free(srv.keys);
   mdm_tokcache_free(srv.devtokens);

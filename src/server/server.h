@@ -23,11 +23,16 @@ struct mdm_config {
   int checkin_interval_s;  /* what agents are told */
   int64_t device_token_ttl_s;
   int max_connections;
+  char mqtt[300];          /* broker URL, "" for none (devices poll) */
+  char mqtt_admin_user[128];
+  char mqtt_admin_password_file[1024];
+  int mqtt_rate;           /* wake-ups per second */
 };
 
 struct mdm_keycache;
 struct mdm_tokcache;
 struct mdm_policycache;
+struct mdm_push;
 
 struct mdm_server {
   struct mdm_config cfg;
@@ -36,6 +41,7 @@ struct mdm_server {
   struct mdm_tokcache *devtokens;
   struct mdm_policycache *policies;
   struct MHD_Daemon *httpd;
+  struct mdm_push *push;      /* NULL without --mqtt */
   atomic_int in_flight;       /* requests being handled */
   atomic_int is_draining;
   int port;                   /* the bound port */

@@ -1,0 +1,515 @@
+/*
+ * push.c: the MQTT wake-up publisher and the broker's per-device
+ * credentials (push.h, CONTRACT §5, deploy/mosquitto/README.md).  One
+ * libmosquitto client runs its network loop in libmosquitto's thread and
+ * reconnects by itself; a second thread drains a bounded ring of wake-ups
+ * through a token bucket so that a fleet-wide command does not flood the
+ * broker.  Credentials are managed by publishing dynamic-security
+ * commands on $CONTROL/dynamic-security/v1 and reading the answers on
+ * .../response, matched by correlationData.  Nothing received from the
+ * broker other than those answers is looked at.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <jansson.h>
+#include <mosquitto.h>
+#include <openssl/crypto.h>
+#include "core/log.h"
+#include "core/util.h"
+#include "server/push.h"
+
+#define RING_MAX 32768        /* queued wake-ups */
+#define REMOVE_MAX 4096       /* unconfirmed credential deletions */
+#define WAIT_MAX 8            /* concurrent enrollments awaiting the broker */
+#define ANSWER_TIMEOUT_MS 3000
+#define DYNSEC_TOPIC "$CONTROL/dynamic-security/v1"
+#define DYNSEC_RESPONSE "$CONTROL/dynamic-security/v1/response"
+#define WAKE_PAYLOAD "{\"v\":1,\"reason\":\"command\"}"
+
+struct wake {
+  char tenant[MDM_UUID_LEN + 1];
+  char id[MDM_UUID_LEN + 1];
+  int is_command;             /* id names a command, not a device */
+};
+
+struct waiter {
+  char corr[40];              /* "" when the slot is free */
+  int is_done;
+  int is_ok;
+};
+
+struct mdm_push {
+  struct mosquitto *mosq;
+  struct mdm_store *store;
+  char host[256];
+  int port;
+  char url[300];
+  int rate;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;        /* ring not empty, stop, or waiter done */
+  struct wake *ring;
+  size_t head, n;
+  unsigned long dropped;
+  int is_connected;
+  int is_stopping;
+  pthread_t drainer;
+  int has_drainer;
+  int has_loop;
+  struct waiter waiters[WAIT_MAX];
+  char (*removals)[MDM_UUID_LEN + 1];
+  size_t n_removals;
+  unsigned long corr_seq;
+};
+
+static int lib_ready;
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+
+static void lib_init(void)
+{
+  lib_ready = mosquitto_lib_init() == MOSQ_ERR_SUCCESS;
+}
+
+/* ---- dynamic-security commands ------------------------------------------ */
+
+/* Publish {"commands": cmds} on the dynsec topic; takes a reference. */
+static int dynsec_send(struct mdm_push *p, json_t *cmds)
+{
+  json_t *msg = json_pack("{s:o}", "commands", cmds);
+  char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+  int rc = MOSQ_ERR_NOMEM;
+  if(text)
+    rc = mosquitto_publish(p->mosq, NULL, DYNSEC_TOPIC, (int)strlen(text),
+                           text, 1, 0);
+  free(text);
+  json_decref(msg);
+  return rc;
+}
+
+static json_t *delete_cmds(const char *device_id)
+{
+  char role[64];
+  snprintf(role, sizeof(role), "mdm-device-%s", device_id);
+  return json_pack("[{s:s, s:s, s:s}, {s:s, s:s}]",
+                   "command", "deleteClient", "username", device_id,
+                   "correlationData", device_id,
+                   "command", "deleteRole", "rolename", role);
+}
+
+/* Resend every unconfirmed deletion.  Caller holds p->lock. */
+static void removals_resend(struct mdm_push *p)
+{
+  size_t i;
+  for(i = 0; i < p->n_removals; i++) {
+    json_t *c = delete_cmds(p->removals[i]);
+    if(c)
+      dynsec_send(p, c);
+  }
+}
+
+/* A deletion is confirmed when the broker answered it, with or without
+ * error ("Client not found" means it is gone already).  Holds p->lock. */
+static void removal_done(struct mdm_push *p, const char *device_id)
+{
+  size_t i;
+  for(i = 0; i < p->n_removals; i++)
+    if(!strcmp(p->removals[i], device_id)) {
+      memmove(p->removals[i], p->removals[p->n_removals - 1],
+              sizeof(p->removals[i]));
+      p->n_removals--;
+      return;
+    }
+}
+
+static void on_message(struct mosquitto *mosq, void *obj,
+                       const struct mosquitto_message *m)
+{
+  struct mdm_push *p = obj;
+  json_t *doc, *resp;
+  size_t i, j;
+  (void)mosq;
+  if(!m->topic || strcmp(m->topic, DYNSEC_RESPONSE) || !m->payload)
+    return;
+  doc = json_loadb(m->payload, (size_t)m->payloadlen, 0, NULL);
+  pthread_mutex_lock(&p->lock);
+  json_array_foreach(json_object_get(doc, "responses"), i, resp) {
+    const char *cmd = json_string_value(json_object_get(resp, "command"));
+    const char *corr = json_string_value(json_object_get(resp,
+                                                         "correlationData"));
+    const char *err = json_string_value(json_object_get(resp, "error"));
+    if(!cmd || !corr)
+      continue;
+    if(!strcmp(cmd, "deleteClient")) {
+      removal_done(p, corr);
+      continue;
+    }
+    if(strcmp(cmd, "createClient"))
+      continue;
+    for(j = 0; j < WAIT_MAX; j++)
+      if(p->waiters[j].corr[0] && !strcmp(p->waiters[j].corr, corr)) {
+        p->waiters[j].is_done = 1;
+        p->waiters[j].is_ok = !err;
+        if(err)
+          mdm_warn("mqtt: broker refused device credentials: %s", err);
+      }
+  }
+  pthread_cond_broadcast(&p->cond);
+  pthread_mutex_unlock(&p->lock);
+  json_decref(doc);
+}
+
+static void on_connect(struct mosquitto *mosq, void *obj, int rc)
+{
+  struct mdm_push *p = obj;
+  if(rc) {
+    mdm_warn("mqtt: broker %s refused mdmd: %s", p->url,
+             mosquitto_connack_string(rc));
+    return;
+  }
+  mosquitto_subscribe(mosq, NULL, DYNSEC_RESPONSE, 1);
+  pthread_mutex_lock(&p->lock);
+  p->is_connected = 1;
+  removals_resend(p);
+  pthread_mutex_unlock(&p->lock);
+  mdm_info("mqtt: connected to %s", p->url);
+}
+
+static void on_disconnect(struct mosquitto *mosq, void *obj, int rc)
+{
+  struct mdm_push *p = obj;
+  (void)mosq;
+  pthread_mutex_lock(&p->lock);
+  if(p->is_connected)
+    mdm_warn("mqtt: lost the broker %s (%d); devices poll until it is "
+             "back", p->url, rc);
+  p->is_connected = 0;
+  pthread_cond_broadcast(&p->cond);
+  pthread_mutex_unlock(&p->lock);
+}
+
+/* ---- wake-ups ----------------------------------------------------------- */
+
+static void enqueue(struct mdm_push *p, const char *tenant, const char *id,
+                    int is_command)
+{
+  struct wake *w;
+  if(!p || !tenant || !id || strlen(tenant) > MDM_UUID_LEN ||
+     strlen(id) > MDM_UUID_LEN)
+    return;
+  pthread_mutex_lock(&p->lock);
+  if(p->n == RING_MAX) {
+    if(p->dropped++ % 1000 == 0)
+      mdm_warn("mqtt: wake-up queue full, %lu dropped so far (devices "
+               "poll)", p->dropped);
+  }
+  else {
+    w = &p->ring[(p->head + p->n) % RING_MAX];
+    mdm_strlcpy(w->tenant, tenant, sizeof(w->tenant));
+    mdm_strlcpy(w->id, id, sizeof(w->id));
+    w->is_command = is_command;
+    p->n++;
+    pthread_cond_broadcast(&p->cond);
+  }
+  pthread_mutex_unlock(&p->lock);
+}
+
+void mdm_push_wake(struct mdm_push *p, const char *tenant,
+                   const char *device_id)
+{
+  enqueue(p, tenant, device_id, 0);
+}
+
+void mdm_push_wake_command(struct mdm_push *p, const char *tenant,
+                           const char *command_id)
+{
+  enqueue(p, tenant, command_id, 1);
+}
+
+static double now_s(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void publish_wake(struct mdm_push *p, const struct wake *w)
+{
+  char topic[128];
+  const char *device = w->id;
+  json_t *cmd = NULL;
+  int rc;
+  if(w->is_command) {
+    if(p->store->ops->command_get(p->store, w->tenant, w->id,
+                                  mdm_now_ms() / 1000, &cmd))
+      return;
+    device = json_string_value(json_object_get(cmd, "device_id"));
+  }
+  if(device) {
+    snprintf(topic, sizeof(topic), "mdm/%s/%s/cmd", w->tenant, device);
+    rc = mosquitto_publish(p->mosq, NULL, topic, (int)strlen(WAKE_PAYLOAD),
+                           WAKE_PAYLOAD, 1, 0);
+    if(rc)
+      mdm_debug("mqtt: wake-up for %s not sent: %s", device,
+                mosquitto_strerror(rc));
+  }
+  json_decref(cmd);
+}
+
+/* The drain thread: one wake-up per token; rate tokens a second, a
+ * second's worth at most in hand. */
+static void *drain_main(void *arg)
+{
+  struct mdm_push *p = arg;
+  double tokens = 1, last = now_s();
+  pthread_mutex_lock(&p->lock);
+  for(;;) {
+    struct wake w;
+    double t;
+    while(!p->is_stopping && !p->n)
+      pthread_cond_wait(&p->cond, &p->lock);
+    if(p->is_stopping)
+      break;
+    t = now_s();
+    tokens += (t - last) * p->rate;
+    last = t;
+    if(tokens > p->rate)
+      tokens = p->rate;
+    if(tokens < 1) {
+      struct timespec ts;
+      double wait = (1 - tokens) / p->rate;
+      clock_gettime(CLOCK_REALTIME, &ts);
+      ts.tv_nsec += (long)(wait * 1e9) + 1000;
+      ts.tv_sec += ts.tv_nsec / 1000000000L;
+      ts.tv_nsec %= 1000000000L;
+      pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+      continue;
+    }
+    tokens -= 1;
+    w = p->ring[p->head];
+    p->head = (p->head + 1) % RING_MAX;
+    p->n--;
+    if(!p->is_connected)
+      continue;          /* dropped: the device polls */
+    pthread_mutex_unlock(&p->lock);
+    publish_wake(p, &w);
+    pthread_mutex_lock(&p->lock);
+  }
+  pthread_mutex_unlock(&p->lock);
+  return NULL;
+}
+
+/* ---- credentials -------------------------------------------------------- */
+
+mdm_rc mdm_push_device_add(struct mdm_push *p, const char *tenant,
+                           const char *device_id, json_t **mqtt)
+{
+  unsigned char secret[32];
+  char *password = NULL, role[64], topic[128], url[300];
+  struct waiter *w = NULL;
+  json_t *cmds = NULL;
+  struct timespec deadline;
+  mdm_rc rc = MDM_ERR_IO;
+  size_t i;
+
+  *mqtt = NULL;
+  if(!p)
+    return MDM_ERR_IO;
+  if(mdm_random(secret, sizeof(secret)) ||
+     mdm_b64url_encode(secret, sizeof(secret), &password))
+    return MDM_ERR_CRYPTO;
+  snprintf(role, sizeof(role), "mdm-device-%s", device_id);
+  snprintf(topic, sizeof(topic), "mdm/%s/%s/cmd", tenant, device_id);
+  mdm_strlcpy(url, p->url, sizeof(url));
+  cmds = json_pack("[{s:s, s:s, s:[{s:s, s:s, s:b, s:i}, {s:s, s:s, s:b, "
+                   "s:i}]}, {s:s, s:s, s:s, s:[{s:s}], s:s}]",
+                   "command", "createRole", "rolename", role, "acls",
+                   "acltype", "subscribeLiteral", "topic", topic, "allow", 1,
+                   "priority", 0,
+                   "acltype", "publishClientReceive", "topic", topic,
+                   "allow", 1, "priority", 0,
+                   "command", "createClient", "username", device_id,
+                   "password", password, "roles", "rolename", role,
+                   "correlationData", device_id);
+  if(!cmds) {
+    rc = MDM_ERR_NOMEM;
+    goto out;
+  }
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += ANSWER_TIMEOUT_MS / 1000;
+  pthread_mutex_lock(&p->lock);
+  for(i = 0; i < WAIT_MAX && !w; i++)
+    if(!p->waiters[i].corr[0])
+      w = &p->waiters[i];
+  if(!p->is_connected || !w) {
+    pthread_mutex_unlock(&p->lock);
+    mdm_warn("mqtt: no broker for device %s's credentials: it will poll",
+             device_id);
+    goto out;
+  }
+  mdm_strlcpy(w->corr, device_id, sizeof(w->corr));
+  w->is_done = 0;
+  w->is_ok = 0;
+  if(dynsec_send(p, json_incref(cmds)) == MOSQ_ERR_SUCCESS)
+    while(!w->is_done && !p->is_stopping &&
+          pthread_cond_timedwait(&p->cond, &p->lock, &deadline) != ETIMEDOUT)
+      ;
+  if(w->is_ok)
+    rc = MDM_OK;
+  else
+    mdm_warn("mqtt: no answer from the broker for device %s's "
+             "credentials: it will poll", device_id);
+  w->corr[0] = '\0';
+  pthread_mutex_unlock(&p->lock);
+  if(!rc) {
+    *mqtt = json_pack("{s:s, s:s, s:s, s:s}", "url", url, "topic", topic,
+                      "username", device_id, "password", password);
+    if(!*mqtt)
+      rc = MDM_ERR_NOMEM;
+  }
+out:
+  json_decref(cmds);
+  if(password) {
+    OPENSSL_cleanse(password, strlen(password));
+    free(password);
+  }
+  OPENSSL_cleanse(secret, sizeof(secret));
+  return rc;
+}
+
+void mdm_push_device_remove(struct mdm_push *p, const char *device_id)
+{
+  size_t i;
+  if(!p || !device_id || strlen(device_id) > MDM_UUID_LEN)
+    return;
+  pthread_mutex_lock(&p->lock);
+  for(i = 0; i < p->n_removals; i++)
+    if(!strcmp(p->removals[i], device_id))
+      break;
+  if(i == p->n_removals) {
+    if(p->n_removals == REMOVE_MAX)
+      mdm_warn("mqtt: too many unconfirmed credential deletions; device %s "
+               "must be deleted on the broker by hand", device_id);
+    else
+      mdm_strlcpy(p->removals[p->n_removals++], device_id,
+                  sizeof(p->removals[0]));
+  }
+  if(p->is_connected) {
+    json_t *c = delete_cmds(device_id);
+    if(c)
+      dynsec_send(p, c);
+  }
+  pthread_mutex_unlock(&p->lock);
+}
+
+/* ---- life cycle --------------------------------------------------------- */
+
+static mdm_rc parse_url(struct mdm_push *p, const char *url)
+{
+  const char *hp, *colon;
+  long long port;
+  if(strncmp(url, "mqtt://", 7))
+    return MDM_ERR_INVAL;
+  hp = url + 7;
+  colon = strrchr(hp, ':');
+  if(!colon || colon == hp || (size_t)(colon - hp) >= sizeof(p->host) ||
+     strchr(colon, '/') || mdm_parse_int(colon + 1, 1, 65535, &port))
+    return MDM_ERR_INVAL;
+  memcpy(p->host, hp, (size_t)(colon - hp));
+  p->host[colon - hp] = '\0';
+  p->port = (int)port;
+  if(mdm_strlcpy(p->url, url, sizeof(p->url)))
+    return MDM_ERR_INVAL;
+  return MDM_OK;
+}
+
+mdm_rc mdm_push_new(const struct mdm_push_config *cfg, struct mdm_store *st,
+                    struct mdm_push **out)
+{
+  struct mdm_push *p;
+  char client_id[64], rnd[8];
+  mdm_rc rc = MDM_ERR_NOMEM;
+  int mrc;
+
+  *out = NULL;
+  pthread_once(&lib_once, lib_init);
+  if(!lib_ready)
+    return MDM_ERR_INTERNAL;
+  p = calloc(1, sizeof(*p));
+  if(!p)
+    return MDM_ERR_NOMEM;
+  pthread_mutex_init(&p->lock, NULL);
+  pthread_cond_init(&p->cond, NULL);
+  p->store = st;
+  p->rate = cfg->rate > 0 ? cfg->rate : 1000;
+  rc = parse_url(p, cfg->url);
+  if(rc)
+    goto fail;
+  rc = MDM_ERR_NOMEM;
+  p->ring = calloc(RING_MAX, sizeof(*p->ring));
+  p->removals = calloc(REMOVE_MAX, sizeof(*p->removals));
+  if(!p->ring || !p->removals)
+    goto fail;
+  if(mdm_random(rnd, sizeof(rnd))) {
+    rc = MDM_ERR_CRYPTO;
+    goto fail;
+  }
+  snprintf(client_id, sizeof(client_id), "mdmd-%02x%02x%02x%02x%02x%02x",
+           (unsigned char)rnd[0], (unsigned char)rnd[1],
+           (unsigned char)rnd[2], (unsigned char)rnd[3],
+           (unsigned char)rnd[4], (unsigned char)rnd[5]);
+  p->mosq = mosquitto_new(client_id, true, p);
+  if(!p->mosq)
+    goto fail;
+  rc = MDM_ERR_INVAL;
+  if(mosquitto_username_pw_set(p->mosq, cfg->admin_user,
+                               cfg->admin_password))
+    goto fail;
+  mosquitto_connect_callback_set(p->mosq, on_connect);
+  mosquitto_disconnect_callback_set(p->mosq, on_disconnect);
+  mosquitto_message_callback_set(p->mosq, on_message);
+  mosquitto_reconnect_delay_set(p->mosq, 1, 5, false);
+  mrc = mosquitto_connect_async(p->mosq, p->host, p->port, 30);
+  if(mrc)
+    mdm_warn("mqtt: cannot reach %s yet (%s): retrying in the background",
+             p->url, mosquitto_strerror(mrc));
+  rc = MDM_ERR_INTERNAL;
+  if(mosquitto_loop_start(p->mosq))
+    goto fail;
+  p->has_loop = 1;
+  if(pthread_create(&p->drainer, NULL, drain_main, p))
+    goto fail;
+  p->has_drainer = 1;
+  *out = p;
+  return MDM_OK;
+fail:
+  mdm_push_free(p);
+  return rc;
+}
+
+void mdm_push_free(struct mdm_push *p)
+{
+  if(!p)
+    return;
+  pthread_mutex_lock(&p->lock);
+  p->is_stopping = 1;
+  pthread_cond_broadcast(&p->cond);
+  pthread_mutex_unlock(&p->lock);
+  if(p->has_drainer)
+    pthread_join(p->drainer, NULL);
+  if(p->mosq) {
+    mosquitto_disconnect(p->mosq);
+    if(p->has_loop)
+      mosquitto_loop_stop(p->mosq, true);
+    mosquitto_destroy(p->mosq);
+  }
+  if(p->dropped)
+    mdm_info("mqtt: %lu wake-ups dropped in all", p->dropped);
+  pthread_cond_destroy(&p->cond);
+  pthread_mutex_destroy(&p->lock);
+  free(p->ring);
+  free(p->removals);
+  free(p);
+}

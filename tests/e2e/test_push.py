@@ -1,0 +1,271 @@
+"""MQTT wake-ups (CONTRACT §5, deploy/mosquitto/README.md) against a real
+mosquitto with the dynamic-security plugin, configured by
+deploy/mosquitto/mdm-mosquitto-init on a free loopback port in a temp dir.
+
+The device side is played by mosquitto_sub/mosquitto_pub with the
+credentials of the enroll answer.  Positive checks wait on the
+subprocess's output; the negative ones (no message arrives) are bounded
+waits, as they must be.
+"""
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+import mdmtest
+from mdmtest import free_port_closed
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEPLOY = os.path.join(HERE, "..", "..", "deploy", "mosquitto")
+INIT = os.path.join(DEPLOY, "mdm-mosquitto-init")
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("mosquitto") and shutil.which("mosquitto_ctrl") and
+         os.path.exists("/usr/lib/x86_64-linux-gnu/"
+                        "mosquitto_dynamic_security.so")),
+    reason="mosquitto with dynamic security is not installed")
+
+
+class Broker:
+    def __init__(self, workdir):
+        self.dir = str(workdir)
+        self.port = free_port_closed()
+        env = dict(os.environ, MDM_MOSQUITTO_USER=os.environ.get(
+            "USER") or __import__("pwd").getpwuid(os.getuid()).pw_name)
+        subprocess.run([INIT, self.dir, str(self.port)], check=True, env=env)
+        self.password_file = os.path.join(self.dir, "mdmd-mqtt.password")
+        self.proc = None
+        self.starts = 0
+
+    def start(self, roles=False):
+        log = open(os.path.join(self.dir, "mosquitto.%d.log" % self.starts),
+                   "wb")
+        self.starts += 1
+        self.proc = subprocess.Popen(
+            ["mosquitto", "-c", os.path.join(self.dir, "mosquitto.conf")],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        log.close()
+        mdmtest.wait_for(self._listening, what="mosquitto listening")
+        if roles:
+            subprocess.run([INIT, "--roles", self.dir, str(self.port)],
+                           check=True)
+
+    def _listening(self):
+        import socket
+        s = socket.socket()
+        try:
+            s.connect(("127.0.0.1", self.port))
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+    def stop(self):
+        if self.proc:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+    def sub(self, user, password, topic, count=1):
+        """mosquitto_sub as user; returns the Popen (stdout: payloads)."""
+        p = subprocess.Popen(
+            ["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1",
+             "-p", str(self.port),
+             "-u", user, "-P", password, "-t", topic, "-q", "1",
+             "-C", str(count), "-d"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL)
+        return p
+
+    def wait_subscribed(self, p):
+        """Read -d output until the SUBACK; returns its granted QoS line."""
+        while True:
+            line = p.stdout.readline().decode()
+            assert line, "mosquitto_sub exited early (rc %s)" % p.wait()
+            if line.startswith("Subscribed"):
+                return line.strip()
+
+
+def read_payload(p, timeout):
+    """The next non-debug line of mosquitto_sub within timeout, or None."""
+    import selectors
+    sel = selectors.DefaultSelector()
+    sel.register(p.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not sel.select(left):
+            return None
+        line = p.stdout.readline().decode()
+        if not line:
+            return None
+        if line.startswith("{"):
+            return line.strip()
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path / "mosquitto")
+    b.start(roles=True)
+    yield b
+    b.stop()
+
+
+def test_push_end_to_end(broker, server_factory):
+    srv = server_factory(args=["--mqtt", "mqtt://127.0.0.1:%d" % broker.port,
+                               "--mqtt-admin-password-file",
+                               broker.password_file, "--mqtt-rate", "50"],
+                         name="mqtt")
+    et = srv.create_etoken(max_uses=3)["token"]
+    mdmtest.wait_for(lambda: "connected to" in srv.stderr(),
+                     what="mdmd connected to the broker")
+    a = srv.enroll(et, i=0)
+    b = srv.enroll(et, i=1)
+    m = a["mqtt"]
+    assert m is not None, a
+    assert m["url"] == "mqtt://127.0.0.1:%d" % broker.port
+    assert m["username"] == a["device_id"]
+    assert m["topic"].startswith("mdm/") and \
+        m["topic"].endswith("/%s/cmd" % a["device_id"])
+    assert len(m["password"]) >= 43
+    assert b["mqtt"]["password"] != m["password"]
+    # The password is not kept by mdmd.
+    with open(srv.db_path, "rb") as f:
+        assert m["password"].encode() not in f.read()
+
+    # Its own topic: a wake-up within 2 s of the command.
+    own = broker.sub(m["username"], m["password"], m["topic"])
+    assert broker.wait_subscribed(own).endswith(": 1")
+    r = srv.api("POST", "/v1/devices/%s/commands" % a["device_id"],
+                {"type": "lock"})
+    assert r.status == 201, r.raw
+    payload = read_payload(own, 2.0 * mdmtest.SLOW)
+    assert payload == '{"v":1,"reason":"command"}', payload
+    own.wait(5)
+    assert own.returncode == 0
+
+    # Another device's topic: the subscription is refused (granted 128)
+    # and nothing arrives when the other device gets a command.
+    other = broker.sub(m["username"], m["password"], b["mqtt"]["topic"])
+    assert broker.wait_subscribed(other).endswith(": 128")
+    # (mosquitto_sub exits when every subscription was denied; either
+    # way, nothing may arrive.)
+    r = srv.api("POST", "/v1/devices/%s/commands" % b["device_id"],
+                {"type": "lock"})
+    assert r.status == 201
+    assert read_payload(other, 1.5) is None
+    other.kill()
+    other.wait()
+
+    # Publishing as the device: mdmd acts on nothing it receives, and the
+    # broker does not pass it on to the device's own topic either.
+    own = broker.sub(m["username"], m["password"], m["topic"])
+    broker.wait_subscribed(own)
+    subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p",
+                    str(broker.port), "-u", m["username"], "-P",
+                    m["password"], "-q", "1", "-t", m["topic"], "-m", "x"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=10)
+    assert read_payload(own, 1.0) is None
+
+    # A wrong password is refused.
+    bad = subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p",
+                          str(broker.port), "-u", m["username"], "-P",
+                          "wrong", "-t", m["topic"], "-C", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         timeout=10)
+    assert bad.returncode != 0
+
+    # Retire: the broker disconnects and refuses the device.
+    r = srv.api("POST", "/v1/devices/%s/retire" % a["device_id"],
+                {"wipe": "none"})
+    assert r.status == 200, r.raw
+    own.wait(10)
+
+    def refused():
+        p = subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p",
+                            str(broker.port), "-u", m["username"], "-P",
+                            m["password"], "-t", m["topic"], "-C", "1",
+                            "-W", "1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=10)
+        return p.returncode != 0 and b"not authorised" in p.stderr
+    mdmtest.wait_for(refused, what="retired device refused")
+
+    # Broker down: commands still work, by polling; mdmd keeps serving.
+    c = srv.enroll(et, i=2)
+    cm = c["mqtt"]
+    broker.stop()
+    r = srv.api("POST", "/v1/devices/%s/commands" % c["device_id"],
+                {"type": "reboot"})
+    assert r.status == 201, r.raw
+    cmd_id = r.body["id"]
+    r = srv.api("GET", "/v1/agent/commands", token=c["device_token"])
+    assert r.status == 200
+    assert [x["id"] for x in r.body["items"]] == [cmd_id]
+    assert srv.api("GET", "/healthz", token=None).status == 200
+    # An enrollment while the broker is down: mqtt null, it polls.
+    et2 = srv.create_etoken()["token"]
+    d = srv.enroll(et2, i=3)
+    assert d["mqtt"] is None
+
+    # The broker is back: mdmd reconnects; a new command wakes the device.
+    broker.start()
+    mdmtest.wait_for(lambda: srv.stderr().count("connected to") >= 2,
+                     timeout=20, what="mdmd reconnected")
+    own = broker.sub(cm["username"], cm["password"], cm["topic"])
+    assert broker.wait_subscribed(own).endswith(": 1")
+    r = srv.api("POST", "/v1/devices/%s/commands" % c["device_id"],
+                {"type": "lock"})
+    assert r.status == 201
+    assert read_payload(own, 2.0 * mdmtest.SLOW) == \
+        '{"v":1,"reason":"command"}'
+    own.wait(5)
+
+
+def test_bulk_wakeups_are_throttled(broker, server_factory):
+    srv = server_factory(args=["--mqtt", "mqtt://127.0.0.1:%d" % broker.port,
+                               "--mqtt-admin-password-file",
+                               broker.password_file, "--mqtt-rate", "5"],
+                         name="bulk")
+    mdmtest.wait_for(lambda: "connected to" in srv.stderr(),
+                     what="mdmd connected to the broker")
+    devs = srv.enroll_many(10)
+    subs = []
+    for d in devs:
+        p = broker.sub(d["mqtt"]["username"], d["mqtt"]["password"],
+                       d["mqtt"]["topic"])
+        broker.wait_subscribed(p)
+        subs.append(p)
+    t0 = time.monotonic()
+    r = srv.api("POST", "/v1/commands", {"type": "lock", "selector": {}})
+    assert r.status == 201 and r.body["count"] == 10, r.raw
+    for p in subs:
+        assert read_payload(p, 10 * mdmtest.SLOW) is not None
+        p.wait(5)
+    # 10 wake-ups at 5/s with a burst of at most 5: at least ~1 s.
+    assert time.monotonic() - t0 >= 0.9
+
+
+def test_mqtt_flags(tmp_path, server_factory):
+    pw = tmp_path / "pw"
+    pw.write_text("x\n")
+    os.chmod(pw, 0o644)
+    r = mdmtest.run([mdmtest.MDMD, "--listen", "127.0.0.1:0", "--data-dir",
+                     str(tmp_path / "d"), "--mqtt", "mqtt://127.0.0.1:1",
+                     "--mqtt-admin-password-file", str(pw)], timeout=10)
+    assert r.returncode != 0 and "chmod 600" in r.stderr, r.stderr
+    r = mdmtest.run([mdmtest.MDMD, "--data-dir", str(tmp_path / "d"),
+                     "--mqtt", "http://x:1"], timeout=10)
+    assert r.returncode == 2, r.stderr
+    r = mdmtest.run([mdmtest.MDMD, "--listen", "127.0.0.1:0", "--data-dir",
+                     str(tmp_path / "d"), "--mqtt", "mqtt://127.0.0.1:1"],
+                    timeout=10)
+    assert r.returncode != 0 and "password-file" in r.stderr, r.stderr
+    # Without a broker at all the enroll answer says mqtt: null.
+    srv = server_factory(name="plain")
+    et = srv.create_etoken()["token"]
+    assert srv.enroll(et)["mqtt"] is None
