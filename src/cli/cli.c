@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "cli/client.h"
 #include "cli/config.h"
+#include "cli/output.h"
 #include "core/buf.h"
 #include "core/util.h"
 
@@ -143,6 +144,31 @@ int cli_id_path(const struct cli *cli, const char *prefix, const char *id,
   }
   *out = mdm_buf_steal(&b);
   return CLI_EXIT_OK;
+}
+
+int cli_delete_by_id(struct cli *cli, const char *prefix, const char *id,
+                     const char *what, const char *done)
+{
+  struct cli_client *c;
+  char *path = NULL;
+  json_t *res = NULL;
+  int ret = cli_id_path(cli, prefix, id, &path);
+
+  if(ret)
+    return ret;
+  ret = CLI_EXIT_FAIL;
+  c = cli_connect(cli);
+  if(c && !cli_client_call(c, "DELETE", path, NULL, 0, NULL, &res)) {
+    ret = CLI_EXIT_OK;
+    if(cli->fmt == CLI_FMT_TABLE) {
+      char line[512];
+      snprintf(line, sizeof(line), "%s %s %s", what, id, done);
+      ret = cli_print_line(line);
+    }
+  }
+  json_decref(res);
+  free(path);
+  return ret;
 }
 
 struct cli_client *cli_connect(struct cli *cli)

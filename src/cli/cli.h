@@ -116,6 +116,11 @@ int cli_labels_to_json(const struct cli_args *a, const char *flag,
 int cli_id_path(const struct cli *cli, const char *prefix, const char *id,
                 char **out /* OUT */);
 
+/* DELETE prefix/ID; in table mode print "<what> ID <done>" (e.g. "API token
+ * X deleted").  Returns an exit code. */
+int cli_delete_by_id(struct cli *cli, const char *prefix, const char *id,
+                     const char *what, const char *done);
+
 /* Should a create command print only the secret it got?  Yes unless
  * -o json, yaml or csv was asked for: so that TOKEN=$(mdmctl ... create)
  * works although output to a pipe is JSON by default. */

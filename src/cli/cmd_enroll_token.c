@@ -120,26 +120,8 @@ static int enroll_token_list(struct cli *cli, const struct cli_args *a)
 
 static int enroll_token_revoke(struct cli *cli, const struct cli_args *a)
 {
-  struct cli_client *c;
-  char *path = NULL;
-  json_t *res = NULL;
-  int ret = cli_id_path(cli, PATH_ENROLL_TOKENS, a->pos[0], &path);
-
-  if(ret)
-    return ret;
-  ret = CLI_EXIT_FAIL;
-  c = cli_connect(cli);
-  if(c && !cli_client_call(c, "DELETE", path, NULL, 0, NULL, &res)) {
-    ret = CLI_EXIT_OK;
-    if(cli->fmt == CLI_FMT_TABLE) {
-      char line[512];
-      snprintf(line, sizeof(line), "enrollment token %s revoked", a->pos[0]);
-      ret = cli_print_line(line);
-    }
-  }
-  json_decref(res);
-  free(path);
-  return ret;
+  return cli_delete_by_id(cli, PATH_ENROLL_TOKENS, a->pos[0],
+                          "enrollment token", "revoked");
 }
 
 /* ---- the table ---------------------------------------------------------- */

@@ -1363,10 +1363,13 @@ static json_t *device_row(sqlite3_stmt *st)
 static const char SQL_DEVICE_GET[] =
   "SELECT " DEVICE_COLS DEVICE_FROM " WHERE d.tenant_id = ?1 AND d.id = ?2";
 
-static mdm_rc device_get_on(struct sq_conn *c, const char *tenant,
-                            const char *id, json_t **out)
+/* The first row of sql (?1 tenant, ?2 id) on connection c, shaped by row.
+ * MDM_ERR_NOTFOUND when there is none. */
+static mdm_rc row_get_on(struct sq_conn *c, const char *sql,
+                         const char *tenant, const char *id, sq_row_fn row,
+                         json_t **out)
 {
-  sqlite3_stmt *st = sq_stmt(c, SQL_DEVICE_GET);
+  sqlite3_stmt *st = sq_stmt(c, sql);
   mdm_rc rc = MDM_ERR_NOTFOUND;
   int r;
   if(!st)
@@ -1375,13 +1378,19 @@ static mdm_rc device_get_on(struct sq_conn *c, const char *tenant,
   bind_text(st, 2, id);
   r = sqlite3_step(st);
   if(r == SQLITE_ROW) {
-    *out = device_row(st);
+    *out = row(st);
     rc = *out ? MDM_OK : MDM_ERR_NOMEM;
   }
   else if(r != SQLITE_DONE)
     rc = MDM_ERR_STORE;
   sq_done(st);
   return rc;
+}
+
+static mdm_rc device_get_on(struct sq_conn *c, const char *tenant,
+                            const char *id, json_t **out)
+{
+  return row_get_on(c, SQL_DEVICE_GET, tenant, id, device_row, out);
 }
 
 static mdm_rc sq_device_get(struct mdm_store *s, const char *tenant,
@@ -2239,22 +2248,7 @@ static const char SQL_COMMAND_GET[] =
 static mdm_rc command_get_on(struct sq_conn *c, const char *tenant,
                              const char *id, json_t **out)
 {
-  sqlite3_stmt *st = sq_stmt(c, SQL_COMMAND_GET);
-  mdm_rc rc = MDM_ERR_NOTFOUND;
-  int r;
-  if(!st)
-    return MDM_ERR_STORE;
-  bind_text(st, 1, tenant);
-  bind_text(st, 2, id);
-  r = sqlite3_step(st);
-  if(r == SQLITE_ROW) {
-    *out = command_row(st);
-    rc = *out ? MDM_OK : MDM_ERR_NOMEM;
-  }
-  else if(r != SQLITE_DONE)
-    rc = MDM_ERR_STORE;
-  sq_done(st);
-  return rc;
+  return row_get_on(c, SQL_COMMAND_GET, tenant, id, command_row, out);
 }
 
 /* The strings of a json array of strings, collected before writing so no
