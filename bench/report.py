@@ -237,7 +237,7 @@ else:
     a(f"| {DEVICES:,} devices, polling only (no MQTT): every device acknowledges a bulk lock within "
       f"two check-in intervals (2 × {POLL_INTERVAL:.0f} s) | not run | **NOT reached** |")
 a("| 10,000 devices over MQTT push: p99 ≤ 2 s from the API call to the acknowledgement | not measured: "
-  "MQTT push does not exist yet | not measured |")
+  "mdm-sim cannot hold MQTT sessions yet (the push benchmark is still to be written) | not measured |")
 a("")
 if cpoll:
     sv, cl = cpoll.get("server", {}), cpoll["checkin_latency"]
