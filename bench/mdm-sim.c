@@ -40,6 +40,7 @@
 #include <jansson.h>
 #include "core/buf.h"
 #include "core/util.h"
+#include "sim_mqtt.h"
 
 #define PROG "mdm-sim"
 #define REQ_MAX (16 * 1024)      /* one rendered request */
@@ -65,6 +66,9 @@ struct opts {
   double interval_s;           /* --commands-poll: each device's check-in period */
   const char *bulk_type;       /* --commands-poll: the bulk command's type */
   int is_complete;             /* --commands-poll: also report "completed" */
+  int is_commands_push;
+  const char *mqtt_url;        /* --commands-push: mqtt://HOST:PORT */
+  int mqtt_batch;              /* --commands-push: connections at a time */
   int is_stop_on_disconnect;
   long long wrk_lua_idx;       /* -1: not asked */
   double changed_ratio;
@@ -85,6 +89,8 @@ struct device {
   uint32_t req_len;
   uint32_t req_gen;
   uint16_t n_followups; /* --commands-poll: command requests queued or out */
+  char *mqtt_password;  /* from the enroll answer's "mqtt", or NULL */
+  char *mqtt_topic;
 };
 
 /* ---- one connection ---------------------------------------------------- */
@@ -228,7 +234,15 @@ struct sim {
   uint64_t n_acked, n_completed, n_fetches, n_checkins_ok, n_other_cmds;
   int n_fu_out;            /* command requests in flight */
   int64_t t_bulk_ns;       /* the bulk POST's answer (monotonic) */
-  struct samples ack_lat;  /* bulk answer -> acknowledgement's 2xx */
+  struct samples ack_lat;  /* bulk call -> acknowledgement's 2xx */
+
+  /* --commands-push */
+  struct sim_mqtt *mqtt;
+  int wake_fd;
+  int wake_marker;         /* its epoll data.ptr is &wake_marker */
+  struct sim_mqtt_dev *push_devs;
+  uint64_t n_wakeups;      /* wake-ups taken from the MQTT thread */
+  struct samples wake_lat; /* bulk call -> wake-up taken by the HTTP loop */
 };
 
 static int64_t now_ns(void)
@@ -384,14 +398,17 @@ static int devices_save(struct sim *s, const char *path)
     fprintf(stderr, PROG ": cannot write '%s': %s\n", tmp, strerror(errno));
     return -1;
   }
-  fprintf(f, "# mdm-sim devices v1: index id acked_gen sent_gen last_ack_s "
-             "token\n");
+  fprintf(f, "# mdm-sim devices v2: index id acked_gen sent_gen last_ack_s "
+             "token [mqtt_password mqtt_topic]\n");
   for(i = 0; i < s->n_devs; i++) {
     struct device *d = &s->devs[i];
     if(!d->token)
       continue;
-    fprintf(f, "%zu %s %" PRIu32 " %" PRIu32 " %" PRId64 " %s\n", i, d->id,
+    fprintf(f, "%zu %s %" PRIu32 " %" PRIu32 " %" PRId64 " %s", i, d->id,
             d->acked_gen, d->sent_gen, d->last_ack_s, d->token);
+    if(d->mqtt_password && d->mqtt_topic)
+      fprintf(f, " %s %s", d->mqtt_password, d->mqtt_topic);
+    fputc('\n', f);
   }
   if(fflush(f) == 0 && fsync(fileno(f)) == 0 && !ferror(f))
     ret = 0;
@@ -434,16 +451,38 @@ static int devices_load(struct sim *s, const char *path)
       break;
     }
     d.last_ack_s = last;
-    d.token = strdup(line + pos);
-    if(!d.token) {
-      ret = -1;
-      break;
+    {
+      /* token [mqtt_password mqtt_topic], separated by single spaces */
+      char *tok = line + pos, *pw = strchr(tok, ' '), *topic = NULL;
+      if(pw) {
+        *pw++ = '\0';
+        topic = strchr(pw, ' ');
+        if(topic)
+          *topic++ = '\0';
+        if(!topic || !*pw || !*topic || strchr(topic, ' ')) {
+          fprintf(stderr, PROG ": '%s': malformed line %zu\n", path, n + 1);
+          ret = -1;
+          break;
+        }
+      }
+      d.token = strdup(tok);
+      d.mqtt_password = pw ? strdup(pw) : NULL;
+      d.mqtt_topic = topic ? strdup(topic) : NULL;
+      if(!d.token || (pw && (!d.mqtt_password || !d.mqtt_topic))) {
+        free(d.token);
+        free(d.mqtt_password);
+        free(d.mqtt_topic);
+        ret = -1;
+        break;
+      }
     }
     if(n == cap) {
       size_t ncap = cap ? cap * 2 : 1024;
       struct device *nd = realloc(s->devs, ncap * sizeof(*nd));
       if(!nd) {
         free(d.token);
+        free(d.mqtt_password);
+        free(d.mqtt_topic);
         ret = -1;
         break;
       }
@@ -1108,11 +1147,18 @@ static void on_answer(struct sim *s, struct conn *c, const char *body,
       json_t *a = json_loadb(body, body_len, 0, NULL);
       const char *id = json_string_value(json_object_get(a, "device_id"));
       const char *tok = json_string_value(json_object_get(a, "device_token"));
+      json_t *mq = json_object_get(a, "mqtt");
+      const char *pw = json_string_value(json_object_get(mq, "password"));
+      const char *topic = json_string_value(json_object_get(mq, "topic"));
       struct device *d = &s->devs[c->dev];
       if(id && tok && !mdm_strlcpy(d->id, id, sizeof(d->id)) &&
          (d->token = strdup(tok))) {
         d->last_ack_s = c->sent_wall_s;
         s->n_ok++;
+        if(pw && topic && !strpbrk(pw, " \t\n") && !strpbrk(topic, " \t\n")) {
+          d->mqtt_password = strdup(pw);
+          d->mqtt_topic = strdup(topic);
+        }
       }
       json_decref(a);
     }
@@ -1448,6 +1494,24 @@ static void dispatch(struct sim *s, int64_t t)
   }
 }
 
+/* --commands-push: each wake-up makes its device fetch its commands at
+ * once, as mdm-agent does (a fetch already in flight may have been answered
+ * before the command was committed, so a wake-up always fetches again). */
+static void push_take(struct sim *s)
+{
+  uint32_t idx[1024];
+  size_t n, k;
+  int64_t t = now_ns();
+  while((n = sim_mqtt_take(s->mqtt, idx, sizeof(idx) / sizeof(idx[0])))) {
+    for(k = 0; k < n; k++)
+      if(idx[k] < s->n_devs) {
+        fq_push(s, idx[k], REQ_FETCH, NULL);
+        samples_add(&s->wake_lat, t - s->t_bulk_ns);
+      }
+    s->n_wakeups += n;
+  }
+}
+
 static int run_phase(struct sim *s, enum phase ph)
 {
   struct epoll_event evs[256];
@@ -1567,6 +1631,10 @@ static int run_phase(struct sim *s, enum phase ph)
     }
     for(i = 0; i < n; i++) {
       struct conn *c = evs[i].data.ptr;
+      if(evs[i].data.ptr == &s->wake_marker) {
+        push_take(s);
+        continue;
+      }
       if(c->fd < 0)
         continue;
       if((evs[i].events & EPOLLOUT) && c->out_off < c->out_len)
@@ -1746,6 +1814,10 @@ static const char usage_text[] =
   "       mdm-sim --server URL --token-file FILE --devices-file FILE\n"
   "               --commands-poll [--interval S] [--duration S]\n"
   "               [--bulk-type TYPE] [--complete] [--connections C]\n"
+  "       mdm-sim --server URL --token-file FILE --devices-file FILE\n"
+  "               --commands-push --mqtt mqtt://HOST:PORT [--interval S]\n"
+  "               [--duration S] [--bulk-type TYPE] [--complete]\n"
+  "               [--mqtt-batch N]\n"
   "       mdm-sim --devices-file FILE --wrk-lua INDEX\n"
   "\n"
   "Simulates many devices against one mdmd (plain HTTP/1.1, keep-alive).\n"
@@ -1781,9 +1853,19 @@ static const char usage_text[] =
   "                            each once per --interval; a device whose\n"
   "                            check-in answers pending_commands > 0 fetches\n"
   "                            its commands and acknowledges each.  Reports\n"
-  "                            the time from the bulk POST's answer to each\n"
+  "                            the time from the bulk POST's call to each\n"
   "                            acknowledgement's 2xx; ends when all are\n"
   "                            acknowledged or after --duration\n"
+  "  --commands-push           as --commands-poll, but first every device of\n"
+  "                            --devices-file (enrolled against mdmd --mqtt)\n"
+  "                            opens its MQTT session with its own\n"
+  "                            credentials and subscribes to its topic; a\n"
+  "                            wake-up makes the device fetch its commands at\n"
+  "                            once.  Use a long --interval (e.g. 3600) so\n"
+  "                            that polling does not deliver them\n"
+  "  --mqtt URL                --commands-push: the broker, mqtt://HOST:PORT\n"
+  "  --mqtt-batch N            --commands-push: MQTT connections opened at a\n"
+  "                            time (default 200)\n"
   "  --interval S              --commands-poll: each device's check-in\n"
   "                            period (default 30); rate = devices / S\n"
   "  --bulk-type TYPE          --commands-poll: the command (default lock)\n"
@@ -1797,7 +1879,8 @@ enum {
   OPT_SERVER = 256, OPT_TOKEN, OPT_TOKEN_FILE, OPT_DEVICES, OPT_DEVICES_FILE,
   OPT_ENROLL_ONLY, OPT_CHECKIN_ONLY, OPT_VERIFY, OPT_RATE, OPT_DURATION,
   OPT_CONNECTIONS, OPT_CHANGED, OPT_SERVER_PID, OPT_STOP, OPT_SEED, OPT_WRK, OPT_TICK,
-  OPT_POLL, OPT_INTERVAL, OPT_BULK_TYPE, OPT_COMPLETE
+  OPT_POLL, OPT_INTERVAL, OPT_BULK_TYPE, OPT_COMPLETE, OPT_PUSH, OPT_MQTT,
+  OPT_MQTT_BATCH
 };
 
 static const struct option long_opts[] = {
@@ -1822,6 +1905,9 @@ static const struct option long_opts[] = {
   {"interval", required_argument, NULL, OPT_INTERVAL},
   {"bulk-type", required_argument, NULL, OPT_BULK_TYPE},
   {"complete", no_argument, NULL, OPT_COMPLETE},
+  {"commands-push", no_argument, NULL, OPT_PUSH},
+  {"mqtt", required_argument, NULL, OPT_MQTT},
+  {"mqtt-batch", required_argument, NULL, OPT_MQTT_BATCH},
   {"help", no_argument, NULL, 'h'},
   {NULL, 0, NULL, 0}
 };
@@ -1870,6 +1956,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
   o->seed = 1;
   o->interval_s = 30;
   o->bulk_type = "lock";
+  o->mqtt_batch = 200;
   while((ch = getopt_long(argc, argv, "ho:", long_opts, NULL)) != -1) {
     switch(ch) {
     case OPT_SERVER:
@@ -1946,6 +2033,17 @@ static void parse_args(struct opts *o, int argc, char **argv)
     case OPT_COMPLETE:
       o->is_complete = 1;
       break;
+    case OPT_PUSH:
+      o->is_commands_push = 1;
+      break;
+    case OPT_MQTT:
+      if(strncmp(optarg, "mqtt://", 7))
+        die_usage("--mqtt takes mqtt://HOST:PORT, not", optarg);
+      o->mqtt_url = optarg;
+      break;
+    case OPT_MQTT_BATCH:
+      o->mqtt_batch = (int)parse_ll(optarg, 1, 100000, "--mqtt-batch");
+      break;
     case OPT_WRK:
       o->wrk_lua_idx = parse_ll(optarg, 0, 1LL << 40, "--wrk-lua");
       break;
@@ -1964,9 +2062,11 @@ static void parse_args(struct opts *o, int argc, char **argv)
   if(optind < argc)
     die_usage("unexpected argument", argv[optind]);
   if(o->is_enroll_only + o->is_checkin_only + o->is_verify +
-     o->is_commands_poll > 1)
+     o->is_commands_poll + o->is_commands_push > 1)
     die_usage("choose one of --enroll-only, --checkin-only, --verify, "
-              "--commands-poll", NULL);
+              "--commands-poll, --commands-push", NULL);
+  if(o->is_commands_push && !o->mqtt_url)
+    die_usage("--commands-push needs --mqtt", NULL);
   if(o->wrk_lua_idx >= 0) {
     if(!o->devices_file)
       die_usage("--wrk-lua needs --devices-file", NULL);
@@ -1974,10 +2074,10 @@ static void parse_args(struct opts *o, int argc, char **argv)
   }
   if(!o->server)
     die_usage("--server is required", NULL);
-  if((o->is_checkin_only || o->is_verify || o->is_commands_poll) &&
-     !o->devices_file)
-    die_usage("--checkin-only, --verify and --commands-poll need "
-              "--devices-file", NULL);
+  if((o->is_checkin_only || o->is_verify || o->is_commands_poll ||
+      o->is_commands_push) && !o->devices_file)
+    die_usage("--checkin-only, --verify, --commands-poll and "
+              "--commands-push need --devices-file", NULL);
   if(!o->is_checkin_only && !o->admin_token)  /* enrollment or --verify */
     die_usage("--token or --token-file is required", NULL);
 }
@@ -2006,6 +2106,57 @@ static int wrk_lua(struct sim *s)
 }
 
 /* --commands-poll: the bulk command, then the devices' polling. */
+/* --commands-push: one MQTT session per device, all subscribed before the
+ * bulk command; wake-ups come in through s->wake_fd. */
+static int push_setup(struct sim *s)
+{
+  struct sim_mqtt_dev *md;
+  struct epoll_event ev;
+  char host[256], err[300];
+  const char *hp;
+  int port;
+  size_t i;
+  int64_t t0 = now_ns();
+
+  hp = s->o.mqtt_url + strlen("mqtt://");
+  if(sscanf(hp, "%255[^:]:%d", host, &port) != 2 || port < 1 ||
+     port > 65535) {
+    fprintf(stderr, PROG ": --mqtt: expected mqtt://HOST:PORT\n");
+    return -1;
+  }
+  md = calloc(s->n_devs, sizeof(*md));
+  if(!md)
+    return -1;
+  for(i = 0; i < s->n_devs; i++) {
+    if(!s->devs[i].mqtt_password) {
+      fprintf(stderr, PROG ": device %zu of --devices-file has no MQTT "
+                      "credentials (enroll against mdmd --mqtt)\n", i);
+      free(md);
+      return -1;
+    }
+    md[i].client_id = s->devs[i].id;
+    md[i].password = s->devs[i].mqtt_password;
+    md[i].topic = s->devs[i].mqtt_topic;
+  }
+  fprintf(stderr, PROG ": opening %zu MQTT sessions to %s:%d\n", s->n_devs,
+          host, port);
+  if(sim_mqtt_start(&s->mqtt, host, port, md, s->n_devs, s->o.mqtt_batch,
+                    120, &s->wake_fd, err, sizeof(err))) {
+    fprintf(stderr, PROG ": MQTT: %s\n", err);
+    /* the sessions were stopped: md is no longer used */
+    free(md);
+    return -1;
+  }
+  s->push_devs = md;
+  fprintf(stderr, PROG ": %zu MQTT sessions subscribed in %.1f s\n",
+          s->n_devs, (now_ns() - t0) / 1e9);
+  ev.events = EPOLLIN;
+  ev.data.ptr = &s->wake_marker;
+  if(epoll_ctl(s->ep, EPOLL_CTL_ADD, s->wake_fd, &ev))
+    return -1;
+  return 0;
+}
+
 static int commands_poll(struct sim *s)
 {
   char body[256];
@@ -2015,17 +2166,21 @@ static int commands_poll(struct sim *s)
   double bulk_ms;
   long st;
   size_t i;
+  int is_push = s->o.is_commands_push;
 
   s->o.rate = (double)s->n_devs / s->o.interval_s;
   s->o.changed_ratio = 0;
   if(conns_setup(s))
     return 1;
+  if(is_push && push_setup(s))
+    return 1;
   snprintf(body, sizeof(body), "{\"type\":\"%s\",\"selector\":{}}",
            s->o.bulk_type);
   t_call = now_ns();
   st = admin_post(s, "/v1/commands", body, &ans);
-  s->t_bulk_ns = now_ns();
-  bulk_ms = (s->t_bulk_ns - t_call) / 1e6;
+  bulk_ms = (now_ns() - t_call) / 1e6;
+  /* Latency counts from the API call: the wait for its answer included. */
+  s->t_bulk_ns = t_call;
   ids = json_object_get(ans, "ids");
   if(st != 201 || !json_is_array(ids)) {
     fprintf(stderr, PROG ": POST /v1/commands answered HTTP %ld\n", st);
@@ -2055,7 +2210,7 @@ static int commands_poll(struct sim *s)
   r = json_pack(
     "{s:s, s:I, s:s, s:f, s:f, s:f, s:f, s:i, s:b, s:I, s:I, s:I, s:I, "
     "s:I, s:o, s:f, s:I, s:I, s:o, s:o}",
-    "phase", "commands_poll", "devices", (json_int_t)s->n_devs, "bulk_type",
+    "phase", is_push ? "commands_push" : "commands_poll", "devices", (json_int_t)s->n_devs, "bulk_type",
     s->o.bulk_type, "bulk_post_ms", bulk_ms, "interval_s", s->o.interval_s,
     "checkin_rate", s->o.rate, "duration_s", s->o.duration_s, "connections",
     s->o.n_conns, "complete", s->o.is_complete, "commands_created",
@@ -2066,6 +2221,17 @@ static int commands_poll(struct sim *s)
     "seconds", s->elapsed_ns / 1e9, "checkins", (json_int_t)s->n_checkins_ok,
     "fetches", (json_int_t)s->n_fetches, "checkin_latency",
     latency_json(&s->lat), "errors", status_counts(s));
+  if(is_push) {
+    struct sim_mqtt_stats ms;
+    sim_mqtt_get_stats(s->mqtt, &ms);
+    json_object_set_new(r, "mqtt", json_pack(
+      "{s:I, s:I, s:I, s:I, s:I, s:I}", "sessions", (json_int_t)s->n_devs,
+      "subscribed", (json_int_t)ms.subscribed, "wakeups_received",
+      (json_int_t)ms.messages, "wakeups_taken", (json_int_t)s->n_wakeups,
+      "disconnects", (json_int_t)ms.disconnects, "refused",
+      (json_int_t)(ms.refused + ms.sub_refused)));
+    json_object_set_new(r, "wakeup_latency", latency_json(&s->wake_lat));
+  }
   figures_add(s, &f0, r, s->n_sent);
   emit(s, r);
   json_decref(r);
@@ -2095,7 +2261,7 @@ int main(int argc, char **argv)
     goto out;
   curl_global_init(CURL_GLOBAL_DEFAULT);
 
-  if(s.o.is_commands_poll) {
+  if(s.o.is_commands_poll || s.o.is_commands_push) {
     if(devices_load(&s, s.o.devices_file))
       goto out;
     ret = commands_poll(&s);
@@ -2212,9 +2378,13 @@ int main(int argc, char **argv)
 out:
   json_decref(r);
   conns_teardown(&s);
+  sim_mqtt_stop(s.mqtt);
+  free(s.push_devs);
   for(i = 0; i < s.n_devs; i++) {
     free(s.devs[i].token);
     free(s.devs[i].req);
+    free(s.devs[i].mqtt_password);
+    free(s.devs[i].mqtt_topic);
   }
   free(s.devs);
   for(i = 0; i < s.n_etokens; i++)
@@ -2224,6 +2394,7 @@ out:
   free(s.lat.v);
   free(s.svc.v);
   free(s.ack_lat.v);
+  free(s.wake_lat.v);
   free(s.fq);
   free(s.bulk_ids);
   free(s.bulk_acked);

@@ -21,7 +21,7 @@
 #define MDM_AGENT_BATCH_BYTES (900 * 1024) /* under the server's 1 MiB */
 #define MDM_AGENT_BACKOFF_MAX_S 300
 #define MDM_AGENT_ERROR_EVERY_S 60   /* the same error is queued once a minute */
-#define MDM_AGENT_PUSH_DEBOUNCE_MS 2000   /* at most one woken round per 2 s */
+#define MDM_AGENT_PUSH_DEBOUNCE_MS 500    /* at most one woken round per 0.5 s */
 
 struct mdm_agent_opts {
   const char *state_dir;   /* credentials and queue */

@@ -330,9 +330,10 @@ mdm_rc mdm_api_enroll(struct mdm_req *r)
     mdm_req_fail(r, rc, "cannot export the tenant key");
     goto out;
   }
-  /* The device's broker credentials, after the commit: without a broker
-   * (or while it is down) the answer says "mqtt": null and the device
-   * polls (ARCHITECTURE principle 1). */
+  /* The device's broker credentials (derived, see crypto/mqttcred.h):
+   * without --mqtt the answer says "mqtt": null and the device polls
+   * (ARCHITECTURE principle 1); while the broker is down the agent keeps
+   * reconnecting and polls meanwhile. */
   if(r->srv->push)
     mdm_push_device_add(r->srv->push, tenant, device_id, &mqtt);
   rc = mdm_req_reply_json(

@@ -34,13 +34,15 @@ static const char usage_text[] =
   "  --log-format json|text  log lines on stderr (default text)\n"
   "  --checkin-interval N    seconds between agent check-ins (default 300)\n"
   "  --mqtt URL              wake devices through this MQTT broker\n"
-  "                          (mosquitto with dynamic security; see\n"
+  "                          (mosquitto with mdm's auth plugin; see\n"
   "                          deploy/mosquitto/README.md); without it\n"
   "                          devices only poll\n"
-  "  --mqtt-admin-user USER  the broker's dynsec admin (default mdmd)\n"
+  "  --mqtt-admin-user USER  the user mdmd logs in as (default mdmd)\n"
   "  --mqtt-admin-password-file FILE\n"
-  "                          its password (file mode 0600 or stricter)\n"
-  "  --mqtt-rate N           wake-ups per second at most (default 1000)\n"
+  "                          the broker secret: mdmd's password, from\n"
+  "                          which device passwords are derived (file\n"
+  "                          mode 0600 or stricter, 16+ characters)\n"
+  "  --mqtt-rate N           wake-ups per second at most (default 10000)\n"
   "  --config FILE           read KEY = VALUE lines (listen, data-dir, db,\n"
   "                          log-format, checkin-interval, mqtt, ...)\n"
   "  --help, --version\n"
@@ -66,7 +68,7 @@ void mdm_config_defaults(struct mdm_config *cfg)
   cfg->device_token_ttl_s = 365LL * 86400;
   cfg->max_connections = 4096;
   mdm_strlcpy(cfg->mqtt_admin_user, "mdmd", sizeof(cfg->mqtt_admin_user));
-  cfg->mqtt_rate = 1000;
+  cfg->mqtt_rate = 10000;
 }
 
 /* Apply one setting by its flag name (without "--"). */
@@ -298,7 +300,10 @@ static mdm_rc start_push(struct mdm_server *srv)
   rc = mdm_push_new(&pc, srv->store, &srv->push);
   OPENSSL_cleanse(pw, len);
   free(pw);
-  if(rc == MDM_ERR_INVAL)
+  if(rc == MDM_ERR_INVAL && len < 16)
+    fprintf(stderr, "mdmd: '%s': the broker secret must be at least 16 "
+            "characters\n", cfg->mqtt_admin_password_file);
+  else if(rc == MDM_ERR_INVAL)
     fprintf(stderr, "mdmd: invalid --mqtt '%s' (expected mqtt://HOST:PORT)"
             "\n", cfg->mqtt);
   else if(rc)

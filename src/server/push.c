@@ -4,10 +4,11 @@
  * libmosquitto client runs its network loop in libmosquitto's thread and
  * reconnects by itself; a second thread drains a bounded ring of wake-ups
  * through a token bucket so that a fleet-wide command does not flood the
- * broker.  Credentials are managed by publishing dynamic-security
- * commands on $CONTROL/dynamic-security/v1 and reading the answers on
- * .../response, matched by correlationData.  Nothing received from the
- * broker other than those answers is looked at.
+ * broker.  A device's broker password is derived from its id and the
+ * broker secret (crypto/mqttcred.h), which the broker's mdm auth plugin
+ * also holds, so enrollment needs no broker round trip.  Retirements are
+ * published on $CONTROL/mdm-auth/v1 and the plugin's answers read on
+ * .../response; nothing else received from the broker is looked at.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -20,26 +21,21 @@
 #include <openssl/crypto.h>
 #include "core/log.h"
 #include "core/util.h"
+#include "crypto/mqttcred.h"
 #include "server/push.h"
 
-#define RING_MAX 32768        /* queued wake-ups */
-#define REMOVE_MAX 4096       /* unconfirmed credential deletions */
-#define WAIT_MAX 8            /* concurrent enrollments awaiting the broker */
-#define ANSWER_TIMEOUT_MS 3000
-#define DYNSEC_TOPIC "$CONTROL/dynamic-security/v1"
-#define DYNSEC_RESPONSE "$CONTROL/dynamic-security/v1/response"
+#define RING_MAX 131072       /* queued wake-ups (about 10 MB) */
+#define REMOVE_MAX 4096       /* unconfirmed revocations */
+#define REVOKE_BATCH 1000     /* ids in one control message */
+#define CONTROL_TOPIC "$CONTROL/mdm-auth/v1"
+#define CONTROL_RESPONSE "$CONTROL/mdm-auth/v1/response"
+#define SECRET_MAX 512
 #define WAKE_PAYLOAD "{\"v\":1,\"reason\":\"command\"}"
 
 struct wake {
   char tenant[MDM_UUID_LEN + 1];
   char id[MDM_UUID_LEN + 1];
   int is_command;             /* id names a command, not a device */
-};
-
-struct waiter {
-  char corr[40];              /* "" when the slot is free */
-  int is_done;
-  int is_ok;
 };
 
 struct mdm_push {
@@ -59,10 +55,9 @@ struct mdm_push {
   pthread_t drainer;
   int has_drainer;
   int has_loop;
-  struct waiter waiters[WAIT_MAX];
+  char secret[SECRET_MAX + 1];  /* the broker secret: mdmd's password */
   char (*removals)[MDM_UUID_LEN + 1];
   size_t n_removals;
-  unsigned long corr_seq;
 };
 
 static int lib_ready;
@@ -73,45 +68,36 @@ static void lib_init(void)
   lib_ready = mosquitto_lib_init() == MOSQ_ERR_SUCCESS;
 }
 
-/* ---- dynamic-security commands ------------------------------------------ */
+/* ---- revocations ------------------------------------------------------- */
 
-/* Publish {"commands": cmds} on the dynsec topic; takes a reference. */
-static int dynsec_send(struct mdm_push *p, json_t *cmds)
+/* Publish {"revoke": ids} on the plugin's control topic.  Holds p->lock. */
+static void revoke_send(struct mdm_push *p, const char (*ids)[MDM_UUID_LEN + 1],
+                        size_t n)
 {
-  json_t *msg = json_pack("{s:o}", "commands", cmds);
-  char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
-  int rc = MOSQ_ERR_NOMEM;
+  json_t *arr = json_array(), *msg;
+  char *text = NULL;
+  size_t i;
+  for(i = 0; arr && i < n; i++)
+    json_array_append_new(arr, json_string(ids[i]));
+  msg = arr ? json_pack("{s:o}", "revoke", arr) : NULL;
+  text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
   if(text)
-    rc = mosquitto_publish(p->mosq, NULL, DYNSEC_TOPIC, (int)strlen(text),
-                           text, 1, 0);
+    mosquitto_publish(p->mosq, NULL, CONTROL_TOPIC, (int)strlen(text), text,
+                      1, 0);
   free(text);
   json_decref(msg);
-  return rc;
 }
 
-static json_t *delete_cmds(const char *device_id)
-{
-  char role[64];
-  snprintf(role, sizeof(role), "mdm-device-%s", device_id);
-  return json_pack("[{s:s, s:s, s:s}, {s:s, s:s}]",
-                   "command", "deleteClient", "username", device_id,
-                   "correlationData", device_id,
-                   "command", "deleteRole", "rolename", role);
-}
-
-/* Resend every unconfirmed deletion.  Caller holds p->lock. */
+/* Resend every unconfirmed revocation.  Caller holds p->lock. */
 static void removals_resend(struct mdm_push *p)
 {
   size_t i;
-  for(i = 0; i < p->n_removals; i++) {
-    json_t *c = delete_cmds(p->removals[i]);
-    if(c)
-      dynsec_send(p, c);
-  }
+  for(i = 0; i < p->n_removals; i += REVOKE_BATCH)
+    revoke_send(p, p->removals + i, p->n_removals - i < REVOKE_BATCH
+                                    ? p->n_removals - i : REVOKE_BATCH);
 }
 
-/* A deletion is confirmed when the broker answered it, with or without
- * error ("Client not found" means it is gone already).  Holds p->lock. */
+/* The plugin recorded device_id's revocation (fsync'd).  Holds p->lock. */
 static void removal_done(struct mdm_push *p, const char *device_id)
 {
   size_t i;
@@ -128,35 +114,17 @@ static void on_message(struct mosquitto *mosq, void *obj,
                        const struct mosquitto_message *m)
 {
   struct mdm_push *p = obj;
-  json_t *doc, *resp;
-  size_t i, j;
+  json_t *doc, *id;
+  size_t i;
   (void)mosq;
-  if(!m->topic || strcmp(m->topic, DYNSEC_RESPONSE) || !m->payload)
+  if(!m->topic || strcmp(m->topic, CONTROL_RESPONSE) || !m->payload ||
+     m->payloadlen > 1024 * 1024)
     return;
   doc = json_loadb(m->payload, (size_t)m->payloadlen, 0, NULL);
   pthread_mutex_lock(&p->lock);
-  json_array_foreach(json_object_get(doc, "responses"), i, resp) {
-    const char *cmd = json_string_value(json_object_get(resp, "command"));
-    const char *corr = json_string_value(json_object_get(resp,
-                                                         "correlationData"));
-    const char *err = json_string_value(json_object_get(resp, "error"));
-    if(!cmd || !corr)
-      continue;
-    if(!strcmp(cmd, "deleteClient")) {
-      removal_done(p, corr);
-      continue;
-    }
-    if(strcmp(cmd, "createClient"))
-      continue;
-    for(j = 0; j < WAIT_MAX; j++)
-      if(p->waiters[j].corr[0] && !strcmp(p->waiters[j].corr, corr)) {
-        p->waiters[j].is_done = 1;
-        p->waiters[j].is_ok = !err;
-        if(err)
-          mdm_warn("mqtt: broker refused device credentials: %s", err);
-      }
-  }
-  pthread_cond_broadcast(&p->cond);
+  json_array_foreach(json_object_get(doc, "revoked"), i, id)
+    if(json_is_string(id))
+      removal_done(p, json_string_value(id));
   pthread_mutex_unlock(&p->lock);
   json_decref(doc);
 }
@@ -169,7 +137,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
              mosquitto_connack_string(rc));
     return;
   }
-  mosquitto_subscribe(mosq, NULL, DYNSEC_RESPONSE, 1);
+  mosquitto_subscribe(mosq, NULL, CONTROL_RESPONSE, 1);
   pthread_mutex_lock(&p->lock);
   p->is_connected = 1;
   removals_resend(p);
@@ -306,77 +274,19 @@ static void *drain_main(void *arg)
 mdm_rc mdm_push_device_add(struct mdm_push *p, const char *tenant,
                            const char *device_id, json_t **mqtt)
 {
-  unsigned char secret[32];
-  char *password = NULL, role[64], topic[128], url[300];
-  struct waiter *w = NULL;
-  json_t *cmds = NULL;
-  struct timespec deadline;
-  mdm_rc rc = MDM_ERR_IO;
-  size_t i;
-
+  char password[MDM_MQTT_PASSWORD_LEN + 1], topic[128];
   *mqtt = NULL;
-  if(!p)
+  if(!p || !tenant || !device_id)
     return MDM_ERR_IO;
-  if(mdm_random(secret, sizeof(secret)) ||
-     mdm_b64url_encode(secret, sizeof(secret), &password))
+  if(mdm_mqtt_device_password((const unsigned char *)p->secret,
+                              strlen(p->secret), device_id, password,
+                              sizeof(password)))
     return MDM_ERR_CRYPTO;
-  snprintf(role, sizeof(role), "mdm-device-%s", device_id);
   snprintf(topic, sizeof(topic), "mdm/%s/%s/cmd", tenant, device_id);
-  mdm_strlcpy(url, p->url, sizeof(url));
-  cmds = json_pack("[{s:s, s:s, s:[{s:s, s:s, s:b, s:i}, {s:s, s:s, s:b, "
-                   "s:i}]}, {s:s, s:s, s:s, s:[{s:s}], s:s}]",
-                   "command", "createRole", "rolename", role, "acls",
-                   "acltype", "subscribeLiteral", "topic", topic, "allow", 1,
-                   "priority", 0,
-                   "acltype", "publishClientReceive", "topic", topic,
-                   "allow", 1, "priority", 0,
-                   "command", "createClient", "username", device_id,
-                   "password", password, "roles", "rolename", role,
-                   "correlationData", device_id);
-  if(!cmds) {
-    rc = MDM_ERR_NOMEM;
-    goto out;
-  }
-  clock_gettime(CLOCK_REALTIME, &deadline);
-  deadline.tv_sec += ANSWER_TIMEOUT_MS / 1000;
-  pthread_mutex_lock(&p->lock);
-  for(i = 0; i < WAIT_MAX && !w; i++)
-    if(!p->waiters[i].corr[0])
-      w = &p->waiters[i];
-  if(!p->is_connected || !w) {
-    pthread_mutex_unlock(&p->lock);
-    mdm_warn("mqtt: no broker for device %s's credentials: it will poll",
-             device_id);
-    goto out;
-  }
-  mdm_strlcpy(w->corr, device_id, sizeof(w->corr));
-  w->is_done = 0;
-  w->is_ok = 0;
-  if(dynsec_send(p, json_incref(cmds)) == MOSQ_ERR_SUCCESS)
-    while(!w->is_done && !p->is_stopping &&
-          pthread_cond_timedwait(&p->cond, &p->lock, &deadline) != ETIMEDOUT)
-      ;
-  if(w->is_ok)
-    rc = MDM_OK;
-  else
-    mdm_warn("mqtt: no answer from the broker for device %s's "
-             "credentials: it will poll", device_id);
-  w->corr[0] = '\0';
-  pthread_mutex_unlock(&p->lock);
-  if(!rc) {
-    *mqtt = json_pack("{s:s, s:s, s:s, s:s}", "url", url, "topic", topic,
-                      "username", device_id, "password", password);
-    if(!*mqtt)
-      rc = MDM_ERR_NOMEM;
-  }
-out:
-  json_decref(cmds);
-  if(password) {
-    OPENSSL_cleanse(password, strlen(password));
-    free(password);
-  }
-  OPENSSL_cleanse(secret, sizeof(secret));
-  return rc;
+  *mqtt = json_pack("{s:s, s:s, s:s, s:s}", "url", p->url, "topic", topic,
+                    "username", device_id, "password", password);
+  OPENSSL_cleanse(password, sizeof(password));
+  return *mqtt ? MDM_OK : MDM_ERR_NOMEM;
 }
 
 void mdm_push_device_remove(struct mdm_push *p, const char *device_id)
@@ -390,17 +300,14 @@ void mdm_push_device_remove(struct mdm_push *p, const char *device_id)
       break;
   if(i == p->n_removals) {
     if(p->n_removals == REMOVE_MAX)
-      mdm_warn("mqtt: too many unconfirmed credential deletions; device %s "
-               "must be deleted on the broker by hand", device_id);
+      mdm_warn("mqtt: too many unconfirmed revocations; device %s must be "
+               "revoked on the broker by hand", device_id);
     else
       mdm_strlcpy(p->removals[p->n_removals++], device_id,
                   sizeof(p->removals[0]));
   }
-  if(p->is_connected) {
-    json_t *c = delete_cmds(device_id);
-    if(c)
-      dynsec_send(p, c);
-  }
+  if(p->is_connected && i < REMOVE_MAX)
+    revoke_send(p, p->removals + i, 1);
   pthread_mutex_unlock(&p->lock);
 }
 
@@ -464,7 +371,9 @@ mdm_rc mdm_push_new(const struct mdm_push_config *cfg, struct mdm_store *st,
   if(!p->mosq)
     goto fail;
   rc = MDM_ERR_INVAL;
-  if(mosquitto_username_pw_set(p->mosq, cfg->admin_user,
+  if(!cfg->admin_password || strlen(cfg->admin_password) < 16 ||
+     mdm_strlcpy(p->secret, cfg->admin_password, sizeof(p->secret)) ||
+     mosquitto_username_pw_set(p->mosq, cfg->admin_user,
                                cfg->admin_password))
     goto fail;
   mosquitto_connect_callback_set(p->mosq, on_connect);
@@ -509,6 +418,7 @@ void mdm_push_free(struct mdm_push *p)
     mdm_info("mqtt: %lu wake-ups dropped in all", p->dropped);
   pthread_cond_destroy(&p->cond);
   pthread_mutex_destroy(&p->lock);
+  OPENSSL_cleanse(p->secret, sizeof(p->secret));
   free(p->ring);
   free(p->removals);
   free(p);

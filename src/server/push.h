@@ -2,9 +2,10 @@
  * push.h: the MQTT wake-up publisher (CONTRACT §5).  When mdmd runs with
  * --mqtt, one libmosquitto client connected as mdmd's broker admin
  * publishes a small wake-up on mdm/<tenant>/<device_id>/cmd after a
- * command is committed, and keeps the broker's per-device credentials in
- * step with enrollment and retirement through mosquitto's
- * dynamic-security plugin.  The store stays the truth (ARCHITECTURE
+ * command is committed.  Devices log in to the broker with a password
+ * derived from their id and the broker secret (crypto/mqttcred.h), which
+ * the broker's mdm auth plugin (deploy/mosquitto/) also holds; retirement
+ * revokes the id there.  The store stays the truth (ARCHITECTURE
  * principle 1): every function here is best effort, never blocks a request
  * on a publish, and a lost wake-up only means the device learns of the
  * command at its next poll.
@@ -19,8 +20,9 @@ struct mdm_push;
 
 struct mdm_push_config {
   const char *url;            /* mqtt://HOST:PORT */
-  const char *admin_user;     /* dynsec admin that mdmd connects as */
-  const char *admin_password; /* borrowed; copied */
+  const char *admin_user;     /* the user mdmd connects as */
+  const char *admin_password; /* the broker secret, >= 16 characters;
+                                 borrowed, copied */
   int rate;                   /* wake-ups per second, at least 1 */
 };
 
@@ -43,19 +45,18 @@ void mdm_push_wake(struct mdm_push *p, const char *tenant,
 void mdm_push_wake_command(struct mdm_push *p, const char *tenant,
                            const char *command_id);
 
-/* Create the broker credentials of a newly enrolled device: username
- * device_id, a fresh random password, one role that may subscribe to
- * mdm/<tenant>/<device_id>/cmd and nothing else.  Waits up to a few
- * seconds for the broker's answer.  On MDM_OK *mqtt is the enroll
- * answer's object {url, topic, username, password} (caller owns it);
- * the password is not kept anywhere by mdmd.  MDM_ERR_IO when the broker
- * is unreachable or refused.  Thread-safe. */
+/* The broker credentials of a newly enrolled device: username device_id,
+ * the password derived from it (the broker's plugin lets it subscribe to
+ * mdm/<tenant>/<device_id>/cmd and nothing else).  No broker round trip:
+ * works while the broker is down.  On MDM_OK *mqtt is the enroll answer's
+ * object {url, topic, username, password} (caller owns it); the password
+ * is not stored anywhere.  Thread-safe. */
 mdm_rc mdm_push_device_add(struct mdm_push *p, const char *tenant,
                            const char *device_id, json_t **mqtt /* OUT */);
-/* Delete device_id's broker credentials (the broker disconnects it too).
- * Queued and resent on every reconnection until the broker confirms, so a
- * device retired while the broker is down is refused once it is back.
- * p may be NULL.  Thread-safe. */
+/* Revoke device_id on the broker (the plugin records it durably and
+ * disconnects the device).  Queued and resent on every reconnection until
+ * the plugin confirms, so a device retired while the broker is down is
+ * refused once it is back.  p may be NULL.  Thread-safe. */
 void mdm_push_device_remove(struct mdm_push *p, const char *device_id);
 
 #endif

@@ -1,6 +1,7 @@
 """MQTT wake-ups (CONTRACT §5, deploy/mosquitto/README.md) against a real
-mosquitto with the dynamic-security plugin, configured by
-deploy/mosquitto/mdm-mosquitto-init on a free loopback port in a temp dir.
+mosquitto with mdm's auth plugin (build/lib/mdm_mosquitto_auth.so),
+configured by deploy/mosquitto/mdm-mosquitto-init on a free loopback port
+in a temp dir.
 
 The device side is played by mosquitto_sub/mosquitto_pub with the
 credentials of the enroll answer.  Positive checks wait on the
@@ -8,108 +9,23 @@ subprocess's output; the negative ones (no message arrives) are bounded
 waits, as they must be.
 """
 import os
-import shutil
 import subprocess
 import time
 
 import pytest
 
 import mdmtest
-from mdmtest import free_port_closed
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-DEPLOY = os.path.join(HERE, "..", "..", "deploy", "mosquitto")
-INIT = os.path.join(DEPLOY, "mdm-mosquitto-init")
+from mqtttest import HAVE_MOSQUITTO, Broker, read_payload
 
 pytestmark = pytest.mark.skipif(
-    not (shutil.which("mosquitto") and shutil.which("mosquitto_ctrl") and
-         os.path.exists("/usr/lib/x86_64-linux-gnu/"
-                        "mosquitto_dynamic_security.so")),
-    reason="mosquitto with dynamic security is not installed")
-
-
-class Broker:
-    def __init__(self, workdir):
-        self.dir = str(workdir)
-        self.port = free_port_closed()
-        env = dict(os.environ, MDM_MOSQUITTO_USER=os.environ.get(
-            "USER") or __import__("pwd").getpwuid(os.getuid()).pw_name)
-        subprocess.run([INIT, self.dir, str(self.port)], check=True, env=env)
-        self.password_file = os.path.join(self.dir, "mdmd-mqtt.password")
-        self.proc = None
-        self.starts = 0
-
-    def start(self, roles=False):
-        log = open(os.path.join(self.dir, "mosquitto.%d.log" % self.starts),
-                   "wb")
-        self.starts += 1
-        self.proc = subprocess.Popen(
-            ["mosquitto", "-c", os.path.join(self.dir, "mosquitto.conf")],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        log.close()
-        mdmtest.wait_for(self._listening, what="mosquitto listening")
-        if roles:
-            subprocess.run([INIT, "--roles", self.dir, str(self.port)],
-                           check=True)
-
-    def _listening(self):
-        import socket
-        s = socket.socket()
-        try:
-            s.connect(("127.0.0.1", self.port))
-            return True
-        except OSError:
-            return False
-        finally:
-            s.close()
-
-    def stop(self):
-        if self.proc:
-            self.proc.terminate()
-            self.proc.wait(10)
-            self.proc = None
-
-    def sub(self, user, password, topic, count=1):
-        """mosquitto_sub as user; returns the Popen (stdout: payloads)."""
-        p = subprocess.Popen(
-            ["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1",
-             "-p", str(self.port),
-             "-u", user, "-P", password, "-t", topic, "-q", "1",
-             "-C", str(count), "-d"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL)
-        return p
-
-    def wait_subscribed(self, p):
-        """Read -d output until the SUBACK; returns its granted QoS line."""
-        while True:
-            line = p.stdout.readline().decode()
-            assert line, "mosquitto_sub exited early (rc %s)" % p.wait()
-            if line.startswith("Subscribed"):
-                return line.strip()
-
-
-def read_payload(p, timeout):
-    """The next non-debug line of mosquitto_sub within timeout, or None."""
-    import selectors
-    sel = selectors.DefaultSelector()
-    sel.register(p.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0 or not sel.select(left):
-            return None
-        line = p.stdout.readline().decode()
-        if not line:
-            return None
-        if line.startswith("{"):
-            return line.strip()
+    not HAVE_MOSQUITTO,
+    reason="mosquitto and mosquitto-clients are not installed")
 
 
 @pytest.fixture
 def broker(tmp_path):
     b = Broker(tmp_path / "mosquitto")
-    b.start(roles=True)
+    b.start()
     yield b
     b.stop()
 
@@ -171,13 +87,42 @@ def test_push_end_to_end(broker, server_factory):
                    timeout=10)
     assert read_payload(own, 1.0) is None
 
-    # A wrong password is refused.
-    bad = subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p",
-                          str(broker.port), "-u", m["username"], "-P",
-                          "wrong", "-t", m["topic"], "-C", "1"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         timeout=10)
-    assert bad.returncode != 0
+    def login(user, password, client_id=None, topic=None):
+        """(rc, stderr) of a one-shot mosquitto_sub: refused logins exit
+        non-zero with "not authorised"."""
+        p = subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p",
+                            str(broker.port), "-i", client_id or user,
+                            "-u", user, "-P", password, "-t",
+                            topic or m["topic"], "-C", "1", "-W", "1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=10)
+        return p.returncode, p.stderr.decode()
+
+    # A wrong password, another device's password, the device's password
+    # under another client id, or as the admin user: all refused.
+    for args in [(m["username"], "wrong" * 9),
+                 (m["username"], b["mqtt"]["password"]),
+                 (m["username"], m["password"], "someone-else"),
+                 ("mdmd", m["password"], "x")]:
+        rc, err = login(*args)
+        assert rc != 0 and "not authorised" in err, (args, err)
+
+    # A device cannot revoke another one through the plugin's control
+    # topic: b still logs in afterwards.
+    subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p",
+                    str(broker.port), "-i", m["username"], "-u",
+                    m["username"], "-P", m["password"], "-q", "1", "-t",
+                    "$CONTROL/mdm-auth/v1", "-m",
+                    '{"revoke":["%s"]}' % b["device_id"]],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=10)
+    own_b = broker.sub(b["mqtt"]["username"], b["mqtt"]["password"],
+                       b["mqtt"]["topic"])
+    assert broker.wait_subscribed(own_b).endswith(": 1")
+    own_b.kill()
+    own_b.wait()
+    with open(broker.revoked_file) as f:
+        assert f.read() == ""
 
     # Retire: the broker disconnects and refuses the device.
     r = srv.api("POST", "/v1/devices/%s/retire" % a["device_id"],
@@ -186,14 +131,11 @@ def test_push_end_to_end(broker, server_factory):
     own.wait(10)
 
     def refused():
-        p = subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p",
-                            str(broker.port), "-u", m["username"], "-P",
-                            m["password"], "-t", m["topic"], "-C", "1",
-                            "-W", "1"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=10)
-        return p.returncode != 0 and b"not authorised" in p.stderr
+        rc, err = login(m["username"], m["password"])
+        return rc != 0 and "not authorised" in err
     mdmtest.wait_for(refused, what="retired device refused")
+    with open(broker.revoked_file) as f:
+        assert f.read() == a["device_id"] + "\n"
 
     # Broker down: commands still work, by polling; mdmd keeps serving.
     c = srv.enroll(et, i=2)
@@ -207,15 +149,24 @@ def test_push_end_to_end(broker, server_factory):
     assert r.status == 200
     assert [x["id"] for x in r.body["items"]] == [cmd_id]
     assert srv.api("GET", "/healthz", token=None).status == 200
-    # An enrollment while the broker is down: mqtt null, it polls.
+    # An enrollment while the broker is down still gets its broker
+    # credentials (derived: no broker round trip).
     et2 = srv.create_etoken()["token"]
     d = srv.enroll(et2, i=3)
-    assert d["mqtt"] is None
+    assert d["mqtt"] is not None and d["mqtt"]["username"] == d["device_id"]
 
-    # The broker is back: mdmd reconnects; a new command wakes the device.
+    # The broker is back: mdmd reconnects; the retired device is still
+    # refused (the plugin's revoked file), the one enrolled meanwhile logs
+    # in, and a new command wakes the device.
     broker.start()
     mdmtest.wait_for(lambda: srv.stderr().count("connected to") >= 2,
                      timeout=20, what="mdmd reconnected")
+    assert refused()
+    own_d = broker.sub(d["mqtt"]["username"], d["mqtt"]["password"],
+                       d["mqtt"]["topic"])
+    assert broker.wait_subscribed(own_d).endswith(": 1")
+    own_d.kill()
+    own_d.wait()
     own = broker.sub(cm["username"], cm["password"], cm["topic"])
     assert broker.wait_subscribed(own).endswith(": 1")
     r = srv.api("POST", "/v1/devices/%s/commands" % c["device_id"],
@@ -265,6 +216,12 @@ def test_mqtt_flags(tmp_path, server_factory):
                      str(tmp_path / "d"), "--mqtt", "mqtt://127.0.0.1:1"],
                     timeout=10)
     assert r.returncode != 0 and "password-file" in r.stderr, r.stderr
+    # A secret too short to derive device passwords from.
+    os.chmod(pw, 0o600)
+    r = mdmtest.run([mdmtest.MDMD, "--listen", "127.0.0.1:0", "--data-dir",
+                     str(tmp_path / "d"), "--mqtt", "mqtt://127.0.0.1:1",
+                     "--mqtt-admin-password-file", str(pw)], timeout=10)
+    assert r.returncode != 0 and "16" in r.stderr, r.stderr
     # Without a broker at all the enroll answer says mqtt: null.
     srv = server_factory(name="plain")
     et = srv.create_etoken()["token"]
