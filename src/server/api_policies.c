@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "policy/doc.h"
 #include "server/api.h"
+#include "server/push.h"
 #include "server/compliance.h"
 #include "server/policyset.h"
 
@@ -321,6 +322,11 @@ static mdm_rc plan_run(struct mdm_req *r, struct plan *p, int is_dry,
         return mdm_req_fail(r, rc, "cannot store the policies");
     }
     rc = mdm_compliance_reeval_tenant(r->srv, r->who.tenant_id, &res);
+    /* Devices fetch the new configuration now rather than at their next
+     * check-in (CONTRACT §5; a device whose bundle did not change gets a
+     * 304 for its ETag). */
+    if(p->n_ch && r->srv->push)
+      mdm_push_wake_tenant(r->srv->push, r->who.tenant_id);
     if(rc) {
       /* The change is stored; devices will be evaluated at check-in. */
       mdm_warn("policies stored but re-evaluation failed: %s",

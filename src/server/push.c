@@ -31,11 +31,20 @@
 #define CONTROL_RESPONSE "$CONTROL/mdm-auth/v1/response"
 #define SECRET_MAX 512
 #define WAKE_PAYLOAD "{\"v\":1,\"reason\":\"command\"}"
+#define WAKE_POLICY "{\"v\":1,\"reason\":\"policy\"}"
+#define TENANT_PAGE 1000      /* devices listed at a time for a tenant wake */
+
+enum wake_kind {
+  WAKE_DEVICE,                /* id: a device */
+  WAKE_COMMAND,               /* id: a command, resolved to its device */
+  WAKE_TENANT                 /* every active device with an id > id */
+};
 
 struct wake {
   char tenant[MDM_UUID_LEN + 1];
   char id[MDM_UUID_LEN + 1];
-  int is_command;             /* id names a command, not a device */
+  unsigned char kind;         /* enum wake_kind */
+  unsigned char is_policy;    /* the payload says "policy" */
 };
 
 struct mdm_push {
@@ -160,40 +169,83 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc)
 
 /* ---- wake-ups ----------------------------------------------------------- */
 
-static void enqueue(struct mdm_push *p, const char *tenant, const char *id,
-                    int is_command)
+/* Append a wake-up to the ring.  Caller holds p->lock. */
+static void enqueue_locked(struct mdm_push *p, const char *tenant,
+                           const char *id, int kind, int is_policy)
 {
   struct wake *w;
-  if(!p || !tenant || !id || strlen(tenant) > MDM_UUID_LEN ||
-     strlen(id) > MDM_UUID_LEN)
-    return;
-  pthread_mutex_lock(&p->lock);
   if(p->n == RING_MAX) {
     if(p->dropped++ % 1000 == 0)
       mdm_warn("mqtt: wake-up queue full, %lu dropped so far (devices "
                "poll)", p->dropped);
+    return;
   }
-  else {
-    w = &p->ring[(p->head + p->n) % RING_MAX];
-    mdm_strlcpy(w->tenant, tenant, sizeof(w->tenant));
-    mdm_strlcpy(w->id, id, sizeof(w->id));
-    w->is_command = is_command;
-    p->n++;
-    pthread_cond_broadcast(&p->cond);
-  }
+  w = &p->ring[(p->head + p->n) % RING_MAX];
+  mdm_strlcpy(w->tenant, tenant, sizeof(w->tenant));
+  mdm_strlcpy(w->id, id, sizeof(w->id));
+  w->kind = (unsigned char)kind;
+  w->is_policy = (unsigned char)is_policy;
+  p->n++;
+  pthread_cond_broadcast(&p->cond);
+}
+
+static void enqueue(struct mdm_push *p, const char *tenant, const char *id,
+                    int kind)
+{
+  if(!p || !tenant || !id || strlen(tenant) > MDM_UUID_LEN ||
+     strlen(id) > MDM_UUID_LEN)
+    return;
+  pthread_mutex_lock(&p->lock);
+  enqueue_locked(p, tenant, id, kind, 0);
   pthread_mutex_unlock(&p->lock);
 }
 
 void mdm_push_wake(struct mdm_push *p, const char *tenant,
                    const char *device_id)
 {
-  enqueue(p, tenant, device_id, 0);
+  enqueue(p, tenant, device_id, WAKE_DEVICE);
 }
 
 void mdm_push_wake_command(struct mdm_push *p, const char *tenant,
                            const char *command_id)
 {
-  enqueue(p, tenant, command_id, 1);
+  enqueue(p, tenant, command_id, WAKE_COMMAND);
+}
+
+void mdm_push_wake_tenant(struct mdm_push *p, const char *tenant)
+{
+  enqueue(p, tenant, "", WAKE_TENANT);
+}
+
+/* A tenant wake-up: list the next page of its active devices and queue a
+ * "policy" wake-up for each, then the rest of the tenant after them.
+ * Called without p->lock. */
+static void expand_tenant(struct mdm_push *p, const struct wake *w)
+{
+  struct mdm_device_filter f;
+  json_t *items = NULL, *d;
+  char *next = NULL;
+  const char *last = NULL;
+  size_t i;
+  memset(&f, 0, sizeof(f));
+  f.state = "active";
+  f.after_id = w->id[0] ? w->id : NULL;
+  f.limit = TENANT_PAGE;
+  if(p->store->ops->device_list(p->store, w->tenant, &f, &items, &next))
+    return;
+  pthread_mutex_lock(&p->lock);
+  json_array_foreach(items, i, d) {
+    const char *id = json_string_value(json_object_get(d, "id"));
+    if(id && strlen(id) <= MDM_UUID_LEN) {
+      enqueue_locked(p, w->tenant, id, WAKE_DEVICE, 1);
+      last = id;
+    }
+  }
+  if(next && last)
+    enqueue_locked(p, w->tenant, last, WAKE_TENANT, 1);
+  pthread_mutex_unlock(&p->lock);
+  free(next);
+  json_decref(items);
 }
 
 static double now_s(void)
@@ -207,9 +259,10 @@ static void publish_wake(struct mdm_push *p, const struct wake *w)
 {
   char topic[128];
   const char *device = w->id;
+  const char *payload = w->is_policy ? WAKE_POLICY : WAKE_PAYLOAD;
   json_t *cmd = NULL;
   int rc;
-  if(w->is_command) {
+  if(w->kind == WAKE_COMMAND) {
     if(p->store->ops->command_get(p->store, w->tenant, w->id,
                                   mdm_now_ms() / 1000, &cmd))
       return;
@@ -217,8 +270,8 @@ static void publish_wake(struct mdm_push *p, const struct wake *w)
   }
   if(device) {
     snprintf(topic, sizeof(topic), "mdm/%s/%s/cmd", w->tenant, device);
-    rc = mosquitto_publish(p->mosq, NULL, topic, (int)strlen(WAKE_PAYLOAD),
-                           WAKE_PAYLOAD, 1, 0);
+    rc = mosquitto_publish(p->mosq, NULL, topic, (int)strlen(payload),
+                           payload, 1, 0);
     if(rc)
       mdm_debug("mqtt: wake-up for %s not sent: %s", device,
                 mosquitto_strerror(rc));
@@ -240,6 +293,18 @@ static void *drain_main(void *arg)
       pthread_cond_wait(&p->cond, &p->lock);
     if(p->is_stopping)
       break;
+    if(p->ring[p->head].kind == WAKE_TENANT) {
+      /* Expanding takes no token: its device wake-ups each will. */
+      w = p->ring[p->head];
+      p->head = (p->head + 1) % RING_MAX;
+      p->n--;
+      if(!p->is_connected)
+        continue;
+      pthread_mutex_unlock(&p->lock);
+      expand_tenant(p, &w);
+      pthread_mutex_lock(&p->lock);
+      continue;
+    }
     t = now_s();
     tokens += (t - last) * p->rate;
     last = t;

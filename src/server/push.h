@@ -45,6 +45,11 @@ void mdm_push_wake(struct mdm_push *p, const char *tenant,
 void mdm_push_wake_command(struct mdm_push *p, const char *tenant,
                            const char *command_id);
 
+/* Queue a "policy" wake-up for every active device of tenant (after a
+ * policy change was committed): the devices are listed page by page as the
+ * queue drains, at the same throttled rate.  p may be NULL.  Thread-safe. */
+void mdm_push_wake_tenant(struct mdm_push *p, const char *tenant);
+
 /* The broker credentials of a newly enrolled device: username device_id,
  * the password derived from it (the broker's plugin lets it subscribe to
  * mdm/<tenant>/<device_id>/cmd and nothing else).  No broker round trip:

@@ -226,3 +226,43 @@ def test_mqtt_flags(tmp_path, server_factory):
     srv = server_factory(name="plain")
     et = srv.create_etoken()["token"]
     assert srv.enroll(et)["mqtt"] is None
+
+
+def test_policy_change_wakes_every_active_device(broker, server_factory):
+    """CONTRACT §5: after a policy change is committed, each active device
+    of the tenant gets a "policy" wake-up; a retired one does not, and an
+    unchanged re-apply wakes nobody."""
+    srv = server_factory(args=["--mqtt", "mqtt://127.0.0.1:%d" % broker.port,
+                               "--mqtt-admin-password-file",
+                               broker.password_file], name="policy")
+    mdmtest.wait_for(lambda: "connected to" in srv.stderr(),
+                     what="mdmd connected to the broker")
+    devs = srv.enroll_many(3)
+    r = srv.api("POST", "/v1/devices/%s/retire" % devs[2]["device_id"],
+                {"wipe": "none"})
+    assert r.status == 200, r.raw
+    subs = []
+    for d in devs[:2]:
+        p = broker.sub(d["mqtt"]["username"], d["mqtt"]["password"],
+                       d["mqtt"]["topic"])
+        assert broker.wait_subscribed(p).endswith(": 1")
+        subs.append(p)
+    doc = {"apiVersion": "mdm/v1", "kind": "CompliancePolicy",
+           "metadata": {"name": "baseline"},
+           "spec": {"rules": [{"name": "os", "fact": "os.version",
+                               "op": "version_ge", "value": "12"}]}}
+    r = srv.api("PUT", "/v1/policies/CompliancePolicy/baseline", doc)
+    assert r.status in (200, 201), r.raw
+    for p in subs:
+        assert read_payload(p, 2.0 * mdmtest.SLOW) == \
+            '{"v":1,"reason":"policy"}'
+        p.wait(5)
+    # The same document again: nothing changed, no wake-up.
+    p = broker.sub(devs[0]["mqtt"]["username"], devs[0]["mqtt"]["password"],
+                   devs[0]["mqtt"]["topic"])
+    broker.wait_subscribed(p)
+    r = srv.api("PUT", "/v1/policies/CompliancePolicy/baseline", doc)
+    assert r.status == 200, r.raw
+    assert read_payload(p, 1.0) is None
+    p.kill()
+    p.wait()
