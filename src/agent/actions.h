@@ -33,6 +33,12 @@ struct mdm_action_ctx {
   /* refresh_inventory: an immediate extra check-in; NULL when unavailable. */
   mdm_rc (*refresh)(void *ud);
   void *refresh_ud;
+  /* install_profile/remove_profile: fetch the configuration bundle now
+   * (whatever the ETags say), verify and enforce it; *profiles (caller
+   * owns) is its [{name, version}] list, msg[n] what was done or why it
+   * failed.  NULL when unavailable. */
+  mdm_rc (*policy_sync)(void *ud, json_t **profiles, char *msg, size_t n);
+  void *policy_sync_ud;
 };
 
 /* What an action did. */

@@ -20,8 +20,11 @@
  *                   (local time) when there is one; outside it the command
  *                   waits (mdm_action.is_ready), it is not run.
  *   refresh_inventory  an immediate extra check-in (ctx->refresh).
- *   install_profile, remove_profile, rotate_certificate: failed
- *                   "not supported yet".
+ *   install_profile, remove_profile {name}: fetch, verify and enforce the
+ *                   configuration bundle now, then confirm the profile is
+ *                   (install) or is no longer (remove) in it (act_profile).
+ *   rotate_certificate: failed "not supported yet" (device certificates
+ *                   come with the zero-trust issue).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -306,6 +309,79 @@ static void act_refresh(const struct mdm_action_ctx *ctx,
     mdm_action_set(res, 1, "inventory sent");
 }
 
+/* The version of profile name in profiles ([{name, version}]), or -1 when
+ * the bundle does not carry it. */
+static long long profile_version(json_t *profiles, const char *name)
+{
+  size_t i;
+  json_t *p;
+  json_array_foreach(profiles, i, p) {
+    const char *n = json_string_value(json_object_get(p, "name"));
+    if(n && !strcmp(n, name))
+      return json_integer_value(json_object_get(p, "version"));
+  }
+  return -1;
+}
+
+/* install_profile {name} / remove_profile {name}.  Profiles are assigned
+ * in the policy repository (spec.assign), so the server's bundle is the
+ * truth about which apply: these commands make the device fetch, verify
+ * and enforce its bundle now, and then confirm that the named profile is
+ * applied (install) or no longer applied (remove).  A profile the bundle
+ * does not carry cannot be installed, and one it still carries cannot be
+ * removed: the detail says so. */
+static void act_profile(const struct mdm_action_ctx *ctx,
+                        struct mdm_action_result *res, int is_install)
+{
+  const char *name = json_string_value(json_object_get(ctx->params, "name"));
+  json_t *profiles = NULL;
+  char msg[512];
+  long long v;
+  mdm_rc rc;
+
+  if(!name || !*name) {
+    mdm_action_set(res, 0, "params.name: expected the profile's name");
+    return;
+  }
+  if(!ctx->policy_sync) {
+    mdm_action_set(res, 0, "cannot fetch the configuration now");
+    return;
+  }
+  msg[0] = '\0';
+  rc = ctx->policy_sync(ctx->policy_sync_ud, &profiles, msg, sizeof(msg));
+  if(rc) {
+    mdm_action_set(res, 0, "%s", msg[0] ? msg : mdm_strerror(rc));
+    json_decref(profiles);
+    return;
+  }
+  v = profile_version(profiles, name);
+  json_decref(profiles);
+  if(is_install && v < 0)
+    mdm_action_set(res, 0, "profile '%.128s' is not assigned to this device "
+                   "(assign it with spec.assign); %s", name, msg);
+  else if(is_install)
+    mdm_action_set(res, 1, "profile '%.128s' version %lld applied; %s", name,
+                   v, msg);
+  else if(v >= 0)
+    mdm_action_set(res, 0, "profile '%.128s' is still assigned to this "
+                   "device (version %lld): unassign it in the policy "
+                   "repository first", name, v);
+  else
+    mdm_action_set(res, 1, "profile '%.128s' is not applied; %s", name, msg);
+}
+
+static void act_install_profile(const struct mdm_action_ctx *ctx,
+                                struct mdm_action_result *res)
+{
+  act_profile(ctx, res, 1);
+}
+
+static void act_remove_profile(const struct mdm_action_ctx *ctx,
+                               struct mdm_action_result *res)
+{
+  act_profile(ctx, res, 0);
+}
+
 int mdm_action_in_window(const char *w, int minute)
 {
   int v[4], i;
@@ -500,8 +576,8 @@ const struct mdm_action mdm_actions_linux[] = {
   {"selective_wipe", mdm_action_selective_wipe, NULL},
   {"reboot", act_reboot, NULL},
   {"os_update", act_os_update, os_update_ready},
-  {"install_profile", act_not_yet, NULL},
-  {"remove_profile", act_not_yet, NULL},
+  {"install_profile", act_install_profile, NULL},
+  {"remove_profile", act_remove_profile, NULL},
   {"rotate_certificate", act_not_yet, NULL},
   {"refresh_inventory", act_refresh, NULL},
   {NULL, NULL, NULL}

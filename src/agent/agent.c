@@ -614,6 +614,55 @@ static mdm_rc agent_refresh(void *ud)
          MDM_ERR_IO;
 }
 
+/* install_profile/remove_profile: fetch, verify and enforce the bundle now
+ * (actions.h, policy_sync). */
+static mdm_rc agent_policy_sync(void *ud, json_t **profiles, char *msg,
+                                size_t n)
+{
+  struct agent *a = ud;
+  struct mdm_policy_http http;
+  struct mdm_policy_step_in in;
+  enum mdm_policy_outcome outcome;
+  json_t *facts = NULL;
+  mdm_rc rc;
+
+  *profiles = NULL;
+  rc = mdm_facts_collect(a->o->root, &facts);
+  if(rc || !json_is_object(facts)) {
+    json_decref(facts);
+    snprintf(msg, n, "cannot read the device's facts");
+    return rc ? rc : MDM_ERR_INTERNAL;
+  }
+  memset(&http, 0, sizeof(http));
+  http.server = a->creds.server;
+  http.ca_file = a->o->ca_file ? a->o->ca_file : a->creds.ca_file;
+  http.device_token = a->creds.device_token;
+  http.abort_flag = &stop_signal;
+  memset(&in, 0, sizeof(in));
+  in.state_dir = a->o->state_dir;
+  in.device_id = a->creds.device_id;
+  in.policy_key = a->creds.policy_key;
+  in.table = mdm_enforcers_linux;
+  in.ctx.root = a->o->root;
+  in.ctx.state_dir = a->o->state_dir;
+  in.ctx.facts = facts;
+  in.fetch = mdm_policy_http_fetch;
+  in.fetch_ud = &http;
+  in.is_forced = 1;
+  in.profiles = profiles;
+  rc = mdm_policy_step(&in, &outcome, msg, n);
+  json_decref(facts);
+  if(!rc && outcome == MDM_POLICY_REJECTED) {
+    agent_error(a, "policy %s", msg);
+    json_decref(*profiles);
+    *profiles = NULL;
+    return MDM_ERR_AUTH;
+  }
+  if(!rc)
+    mdm_info("%s", msg);
+  return rc;
+}
+
 /* The command step: results not yet delivered, then the pending commands
  * when there are any. */
 static enum round_result agent_commands(struct agent *a, int is_fetch,
@@ -634,6 +683,8 @@ static enum round_result agent_commands(struct agent *a, int is_fetch,
   in.is_fetch = is_fetch;
   in.refresh = agent_refresh;
   in.refresh_ud = a;
+  in.policy_sync = agent_policy_sync;
+  in.policy_sync_ud = a;
   in.stop = &stop_signal;
   rc = mdm_commands_step(&in, &out);
   *is_unmanaged = out.is_unmanaged;

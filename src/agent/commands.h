@@ -69,6 +69,9 @@ struct mdm_cmd_step_in {
   int is_fetch;                           /* pending_commands > 0 */
   mdm_rc (*refresh)(void *ud);            /* refresh_inventory; may be NULL */
   void *refresh_ud;
+  /* install_profile/remove_profile (actions.h); may be NULL */
+  mdm_rc (*policy_sync)(void *ud, json_t **profiles, char *msg, size_t n);
+  void *policy_sync_ud;
   const volatile sig_atomic_t *stop;      /* stop between commands; NULL */
 };
 

@@ -548,11 +548,13 @@ mdm_rc mdm_policy_step(const struct mdm_policy_step_in *in,
   *outcome = MDM_POLICY_CURRENT;
   if(n)
     msg[0] = '\0';
+  if(in->profiles)
+    *in->profiles = NULL;
   if(mdm_policy_load_status(in->state_dir, &prev) == MDM_OK)
     applied = json_string_value(json_object_get(prev, "etag"));
-  if(!in->server_etag)
+  if(!in->server_etag && !in->is_forced)
     goto out;
-  if(applied && !strcmp(applied, in->server_etag)) {
+  if(!in->is_forced && applied && !strcmp(applied, in->server_etag)) {
     /* In step again (after a rejected bundle was replaced, say). */
     if(json_is_string(json_object_get(prev, "error"))) {
       st = json_deep_copy(prev);
@@ -566,7 +568,7 @@ mdm_rc mdm_policy_step(const struct mdm_policy_step_in *in,
     rc = reject(in, prev, MDM_POLICY_NO_KEY, outcome, msg, n);
     goto out;
   }
-  rc = in->fetch(in->fetch_ud, applied, &ans);
+  rc = in->fetch(in->fetch_ud, in->is_forced ? NULL : applied, &ans);
   if(rc) {
     snprintf(msg, n, "cannot fetch the policy: %s", ans.errmsg);
     if(rc == MDM_ERR_TOOBIG)
@@ -595,6 +597,10 @@ mdm_rc mdm_policy_step(const struct mdm_policy_step_in *in,
     goto out;
   }
 
+  if(in->profiles) {
+    json_t *pr = json_object_get(bundle, "profiles");
+    *in->profiles = json_is_array(pr) ? json_deep_copy(pr) : json_array();
+  }
   /* Verified: keep the signed answer, then enforce. */
   rc = mdm_state_path(in->state_dir, MDM_POLICY_BUNDLE_FILE, path,
                       sizeof(path));

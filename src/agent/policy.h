@@ -112,6 +112,12 @@ struct mdm_policy_step_in {
   struct mdm_enforce_ctx ctx;  /* root, state dir, this round's facts */
   mdm_policy_fetch_fn fetch;
   void *fetch_ud;
+  /* install_profile/remove_profile: fetch without If-None-Match whatever
+   * the ETags say and enforce the bundle again (server_etag is ignored). */
+  int is_forced;
+  /* If not NULL and a bundle was verified: its "profiles" array
+   * ([{name, version}], caller owns). */
+  json_t **profiles;
 };
 
 enum mdm_policy_outcome {

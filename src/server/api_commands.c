@@ -54,6 +54,14 @@ static mdm_rc forbid(struct mdm_req *r, const char *type)
                       type);
 }
 
+/* A DNS label: 1-63 of [a-z0-9-], not starting or ending with '-'. */
+static int profile_name_ok(const char *s)
+{
+  size_t n = strlen(s);
+  return n >= 1 && n <= 63 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-")
+         == n && s[0] != '-' && s[n - 1] != '-';
+}
+
 /* The parts of a create body every path shares: type, params,
  * expires_in_s.  *params_text (caller frees) is canonical JSON. */
 static mdm_rc parse_command(struct mdm_req *r, json_t *body,
@@ -78,6 +86,13 @@ static mdm_rc parse_command(struct mdm_req *r, json_t *body,
   if(p && !json_is_object(p))
     return mdm_req_fail(r, MDM_ERR_INVAL,
                         "field 'params': expected an object");
+  if(!strcmp(*type, "install_profile") || !strcmp(*type, "remove_profile")) {
+    /* The ConfigurationProfile's metadata.name (docs/api.md). */
+    const char *n = json_string_value(json_object_get(p, "name"));
+    if(!n || !profile_name_ok(n))
+      return mdm_req_fail(r, MDM_ERR_INVAL, "field 'params.name': expected "
+                          "the name of a ConfigurationProfile (a DNS label)");
+  }
   *expires_in = EXPIRES_DEFAULT;
   if(e) {
     if(!json_is_integer(e) || json_integer_value(e) < EXPIRES_MIN ||

@@ -159,11 +159,74 @@ def test_failures_are_reported_with_detail(server, dev):
         ("failed", "no lock hook configured")
     assert (get(server, reboot)["status"], get(server, reboot)["detail"]) == \
         ("failed", "exit status 4: no session to lock")
-    for cid in (inst, rot):
-        c = get(server, cid)
-        assert (c["status"], c["detail"]) == ("failed", "not supported yet")
+    c = get(server, inst)
+    assert c["status"] == "failed"
+    assert c["detail"].startswith(
+        "profile 'x' is not assigned to this device (assign it with "
+        "spec.assign); applied policy "), c["detail"]
+    c = get(server, rot)
+    assert (c["status"], c["detail"]) == ("failed", "not supported yet")
     assert get(server, update)["detail"] == "no os_update_command configured"
     assert dev.runs() == []
+
+
+VPN_PROFILE = {"apiVersion": "mdm/v1", "kind": "ConfigurationProfile",
+               "metadata": {"name": "corp-vpn"},
+               "spec": {"assign": {"platforms": ["linux"]},
+                        "settings": {"vpn": {"remote": "vpn.corp.example.com",
+                                             "port": 1194, "proto": "udp"}}}}
+
+
+def test_install_and_remove_profile(server, dev):
+    """install_profile/remove_profile make the device apply its bundle now
+    and confirm the profile's state; assignment stays in the policy
+    repository (spec.assign)."""
+    # Bad params are refused at creation, nothing is queued.
+    for params in (None, {}, {"name": ""}, {"name": "Bad_Name"},
+                   {"name": 7}):
+        body = {"type": "install_profile"}
+        if params is not None:
+            body["params"] = params
+        r = server.api("POST", "/v1/devices/%s/commands" % dev.id, body)
+        assert r.status == 400, (params, r.raw)
+        assert "params.name" in r.body["detail"]
+    r = server.api("GET", "/v1/devices/%s/commands" % dev.id)
+    assert r.body["items"] == []
+
+    r = server.api("PUT", "/v1/policies/ConfigurationProfile/corp-vpn",
+                   VPN_PROFILE)
+    assert r.status == 201, r.raw
+    dev.run_once()                      # the policy step applies it
+    assert os.path.exists(dev.path(VPN_PATH))
+    os.unlink(dev.path(VPN_PATH))       # drifted: install puts it back now
+    inst = command(server, dev, "install_profile", {"name": "corp-vpn"})
+    dev.run_once()
+    c = get(server, inst)
+    assert c["status"] == "completed", c
+    assert c["detail"].startswith("profile 'corp-vpn' version 1 applied; "
+                                  "applied policy "), c["detail"]
+    assert c["detail"].endswith(": 1 applied, 0 failed, 0 not supported")
+    assert os.path.exists(dev.path(VPN_PATH))
+
+    # Still assigned: it cannot be removed from the device.
+    rem = command(server, dev, "remove_profile", {"name": "corp-vpn"})
+    dev.run_once()
+    c = get(server, rem)
+    assert (c["status"], c["detail"]) == (
+        "failed", "profile 'corp-vpn' is still assigned to this device "
+        "(version 1): unassign it in the policy repository first")
+    assert os.path.exists(dev.path(VPN_PATH))
+
+    # Unassigned: remove_profile confirms it is gone from the device.
+    r = server.api("DELETE", "/v1/policies/ConfigurationProfile/corp-vpn")
+    assert r.status in (200, 204), r.raw
+    rem = command(server, dev, "remove_profile", {"name": "corp-vpn"})
+    dev.run_once()
+    c = get(server, rem)
+    assert c["status"] == "completed", c
+    assert c["detail"].startswith("profile 'corp-vpn' is not applied; "
+                                  "applied policy "), c["detail"]
+    assert not os.path.exists(dev.path(VPN_PATH))
 
 
 def test_os_update_and_refresh_inventory(server, dev):
