@@ -1,0 +1,359 @@
+/*
+ * pki.c: tenant CAs, device certificates from CSRs, CRLs (pki.h).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include "core/util.h"
+#include "crypto/key.h"
+#include "crypto/pki.h"
+
+#define SKEW_S 300   /* notBefore this far back: clocks differ */
+
+static void why_set(char *why, size_t n, const char *fmt, const char *arg)
+{
+  if(why && n)
+    snprintf(why, n, fmt, arg ? arg : "");
+}
+
+/* A random positive 127-bit serial. */
+static int set_random_serial(X509 *x)
+{
+  unsigned char b[16];
+  BIGNUM *bn = NULL;
+  ASN1_INTEGER *ai = NULL;
+  int ok = 0;
+  if(RAND_bytes(b, sizeof(b)) != 1)
+    return 0;
+  b[0] &= 0x7f;
+  b[0] |= 0x40;   /* full length: no leading zero byte to trim */
+  bn = BN_bin2bn(b, sizeof(b), NULL);
+  ai = bn ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
+  ok = ai && X509_set_serialNumber(x, ai) == 1;
+  ASN1_INTEGER_free(ai);
+  BN_free(bn);
+  return ok;
+}
+
+static int serial_hex(const ASN1_INTEGER *ai, char *out, size_t n)
+{
+  BIGNUM *bn = ASN1_INTEGER_to_BN(ai, NULL);
+  char *h = bn ? BN_bn2hex(bn) : NULL;
+  size_t i;
+  int ok = h && strlen(h) < n;
+  if(ok) {
+    for(i = 0; h[i]; i++)
+      out[i] = (char)tolower((unsigned char)h[i]);
+    out[i] = '\0';
+  }
+  OPENSSL_free(h);
+  BN_free(bn);
+  return ok;
+}
+
+static int add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
+{
+  X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
+  int ok = e && X509_add_ext(x, e, -1) == 1;
+  X509_EXTENSION_free(e);
+  return ok;
+}
+
+static int add_name(X509_NAME *nm, const char *field, const char *v)
+{
+  return X509_NAME_add_entry_by_txt(nm, field, MBSTRING_UTF8,
+                                    (const unsigned char *)v, -1, -1, 0) == 1;
+}
+
+mdm_rc mdm_cert_to_pem(X509 *cert, char **pem)
+{
+  BIO *b = BIO_new(BIO_s_mem());
+  char *p = NULL;
+  long len;
+  *pem = NULL;
+  if(!b)
+    return MDM_ERR_NOMEM;
+  if(PEM_write_bio_X509(b, cert) != 1) {
+    BIO_free(b);
+    return MDM_ERR_CRYPTO;
+  }
+  len = BIO_get_mem_data(b, &p);
+  *pem = malloc((size_t)len + 1);
+  if(*pem) {
+    memcpy(*pem, p, (size_t)len);
+    (*pem)[len] = '\0';
+  }
+  BIO_free(b);
+  return *pem ? MDM_OK : MDM_ERR_NOMEM;
+}
+
+mdm_rc mdm_cert_from_pem(const char *pem, X509 **cert)
+{
+  BIO *b;
+  *cert = NULL;
+  if(!pem || strlen(pem) > MDM_CERT_MAX)
+    return MDM_ERR_INVAL;
+  b = BIO_new_mem_buf(pem, -1);
+  if(!b)
+    return MDM_ERR_NOMEM;
+  *cert = PEM_read_bio_X509(b, NULL, NULL, NULL);
+  BIO_free(b);
+  return *cert ? MDM_OK : MDM_ERR_INVAL;
+}
+
+mdm_rc mdm_cert_fingerprint(X509 *cert, char *out)
+{
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0, i;
+  if(X509_digest(cert, EVP_sha256(), md, &len) != 1 || len != 32)
+    return MDM_ERR_CRYPTO;
+  for(i = 0; i < len; i++)
+    snprintf(out + 2 * i, 3, "%02x", md[i]);
+  return MDM_OK;
+}
+
+mdm_rc mdm_ca_create(const char *tenant_id, const char *name, EVP_PKEY **key,
+                     X509 **cert)
+{
+  EVP_PKEY *k = NULL;
+  X509 *x = NULL;
+  X509_NAME *nm = NULL;
+  X509V3_CTX ctx;
+  char cn[160];
+  mdm_rc rc;
+
+  *key = NULL;
+  *cert = NULL;
+  rc = mdm_key_generate(&k);
+  if(rc)
+    return rc;
+  rc = MDM_ERR_CRYPTO;
+  snprintf(cn, sizeof(cn), "mdm tenant CA %.100s", name ? name : tenant_id);
+  x = X509_new();
+  nm = X509_NAME_new();
+  if(!x || !nm || X509_set_version(x, 2) != 1 || !set_random_serial(x) ||
+     !X509_gmtime_adj(X509_getm_notBefore(x), -SKEW_S) ||
+     !X509_gmtime_adj(X509_getm_notAfter(x), (long)MDM_CA_DAYS * 86400) ||
+     !add_name(nm, "O", tenant_id) || !add_name(nm, "CN", cn) ||
+     X509_set_subject_name(x, nm) != 1 || X509_set_issuer_name(x, nm) != 1 ||
+     X509_set_pubkey(x, k) != 1)
+    goto fail;
+  X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+  if(!add_ext(x, &ctx, NID_basic_constraints, "critical,CA:TRUE,pathlen:0") ||
+     !add_ext(x, &ctx, NID_key_usage, "critical,keyCertSign,cRLSign") ||
+     !add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
+     !add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always") ||
+     X509_sign(x, k, EVP_sha256()) <= 0)
+    goto fail;
+  X509_NAME_free(nm);
+  *key = k;
+  *cert = x;
+  return MDM_OK;
+fail:
+  X509_NAME_free(nm);
+  X509_free(x);
+  EVP_PKEY_free(k);
+  return rc;
+}
+
+mdm_rc mdm_cert_issue(EVP_PKEY *ca_key, X509 *ca_cert, const char *csr_pem,
+                      const char *tenant_id, const char *device_id,
+                      int days, int64_t now, struct mdm_issued *out,
+                      char *why, size_t n)
+{
+  BIO *b = NULL;
+  X509_REQ *req = NULL;
+  X509 *x = NULL;
+  X509_NAME *nm = NULL;
+  EVP_PKEY *pk;
+  X509V3_CTX ctx;
+  char san[128];
+  mdm_rc rc = MDM_ERR_INVAL;
+
+  memset(out, 0, sizeof(*out));
+  if(why && n)
+    why[0] = '\0';
+  if(!csr_pem || !*csr_pem) {
+    why_set(why, n, "the CSR is empty%s", NULL);
+    return MDM_ERR_INVAL;
+  }
+  if(strlen(csr_pem) > MDM_CSR_MAX) {
+    why_set(why, n, "the CSR is larger than 8192 bytes%s", NULL);
+    return MDM_ERR_INVAL;
+  }
+  if(days < 1 || days > 3650 || !device_id || !tenant_id) {
+    why_set(why, n, "bad validity or names%s", NULL);
+    return MDM_ERR_INVAL;
+  }
+  b = BIO_new_mem_buf(csr_pem, -1);
+  if(!b)
+    return MDM_ERR_NOMEM;
+  req = PEM_read_bio_X509_REQ(b, NULL, NULL, NULL);
+  BIO_free(b);
+  if(!req) {
+    why_set(why, n, "not a PEM certificate request (CSR)%s", NULL);
+    goto out;
+  }
+  pk = X509_REQ_get0_pubkey(req);
+  if(!pk || !mdm_key_is_p256(pk)) {
+    why_set(why, n, "the CSR's key must be EC P-256%s", NULL);
+    goto out;
+  }
+  if(X509_REQ_verify(req, pk) != 1) {
+    why_set(why, n, "the CSR's signature does not verify (no proof of "
+            "possession of its key)%s", NULL);
+    goto out;
+  }
+
+  rc = MDM_ERR_CRYPTO;
+  x = X509_new();
+  nm = X509_NAME_new();
+  if(!x || !nm || X509_set_version(x, 2) != 1 || !set_random_serial(x) ||
+     !ASN1_TIME_set(X509_getm_notBefore(x), (time_t)(now - SKEW_S)) ||
+     !ASN1_TIME_set(X509_getm_notAfter(x), (time_t)(now + (int64_t)days *
+                                                    86400)) ||
+     !add_name(nm, "O", tenant_id) || !add_name(nm, "CN", device_id) ||
+     X509_set_subject_name(x, nm) != 1 ||
+     X509_set_issuer_name(x, X509_get_subject_name(ca_cert)) != 1 ||
+     X509_set_pubkey(x, pk) != 1)
+    goto out;
+  snprintf(san, sizeof(san), "URI:urn:mdm:device:%.64s", device_id);
+  X509V3_set_ctx(&ctx, ca_cert, x, NULL, NULL, 0);
+  if(!add_ext(x, &ctx, NID_basic_constraints, "critical,CA:FALSE") ||
+     !add_ext(x, &ctx, NID_key_usage, "critical,digitalSignature") ||
+     !add_ext(x, &ctx, NID_ext_key_usage, "clientAuth") ||
+     !add_ext(x, &ctx, NID_subject_key_identifier, "hash") ||
+     !add_ext(x, &ctx, NID_authority_key_identifier, "keyid:always") ||
+     !add_ext(x, &ctx, NID_subject_alt_name, san) ||
+     X509_sign(x, ca_key, EVP_sha256()) <= 0)
+    goto out;
+  if(!serial_hex(X509_get0_serialNumber(x), out->serial,
+                 sizeof(out->serial)) ||
+     mdm_cert_fingerprint(x, out->fingerprint))
+    goto out;
+  out->not_before = now - SKEW_S;
+  out->not_after = now + (int64_t)days * 86400;
+  rc = mdm_cert_to_pem(x, &out->pem);
+out:
+  X509_NAME_free(nm);
+  X509_free(x);
+  X509_REQ_free(req);
+  return rc;
+}
+
+mdm_rc mdm_crl_build(EVP_PKEY *ca_key, X509 *ca_cert,
+                     const struct mdm_revoked *revoked, size_t n,
+                     int64_t now, int64_t next_update, int64_t crl_number,
+                     char **pem)
+{
+  X509_CRL *crl = X509_CRL_new();
+  ASN1_TIME *t = ASN1_TIME_new();
+  ASN1_INTEGER *num = ASN1_INTEGER_new();
+  X509V3_CTX ctx;
+  X509_EXTENSION *e = NULL;
+  BIO *b = NULL;
+  char *p = NULL;
+  long len;
+  size_t i;
+  mdm_rc rc = MDM_ERR_CRYPTO;
+
+  *pem = NULL;
+  if(!crl || !t || !num)
+    goto out;
+  if(X509_CRL_set_version(crl, 1) != 1 ||
+     X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca_cert)) != 1 ||
+     !ASN1_TIME_set(t, (time_t)now) || X509_CRL_set1_lastUpdate(crl, t) != 1 ||
+     !ASN1_TIME_set(t, (time_t)next_update) ||
+     X509_CRL_set1_nextUpdate(crl, t) != 1)
+    goto out;
+  for(i = 0; i < n; i++) {
+    X509_REVOKED *r = X509_REVOKED_new();
+    BIGNUM *bn = NULL;
+    ASN1_INTEGER *ai = NULL;
+    ASN1_TIME *rt = ASN1_TIME_new();
+    int ok = r && rt && BN_hex2bn(&bn, revoked[i].serial) > 0 &&
+             (ai = BN_to_ASN1_INTEGER(bn, NULL)) &&
+             X509_REVOKED_set_serialNumber(r, ai) == 1 &&
+             ASN1_TIME_set(rt, (time_t)revoked[i].revoked_at) &&
+             X509_REVOKED_set_revocationDate(r, rt) == 1 &&
+             X509_CRL_add0_revoked(crl, r) == 1;
+    ASN1_INTEGER_free(ai);
+    ASN1_TIME_free(rt);
+    BN_free(bn);
+    if(!ok) {
+      X509_REVOKED_free(r);
+      rc = MDM_ERR_INVAL;
+      goto out;
+    }
+  }
+  if(ASN1_INTEGER_set_int64(num, crl_number) != 1 ||
+     X509_CRL_add1_ext_i2d(crl, NID_crl_number, num, 0, 0) != 1)
+    goto out;
+  X509V3_set_ctx(&ctx, ca_cert, NULL, NULL, crl, 0);
+  e = X509V3_EXT_conf_nid(NULL, &ctx, NID_authority_key_identifier,
+                          "keyid:always");
+  if(!e || X509_CRL_add_ext(crl, e, -1) != 1 || X509_CRL_sort(crl) != 1 ||
+     X509_CRL_sign(crl, ca_key, EVP_sha256()) <= 0)
+    goto out;
+  b = BIO_new(BIO_s_mem());
+  if(!b || PEM_write_bio_X509_CRL(b, crl) != 1)
+    goto out;
+  len = BIO_get_mem_data(b, &p);
+  *pem = malloc((size_t)len + 1);
+  if(!*pem) {
+    rc = MDM_ERR_NOMEM;
+    goto out;
+  }
+  memcpy(*pem, p, (size_t)len);
+  (*pem)[len] = '\0';
+  rc = MDM_OK;
+out:
+  BIO_free(b);
+  X509_EXTENSION_free(e);
+  ASN1_INTEGER_free(num);
+  ASN1_TIME_free(t);
+  X509_CRL_free(crl);
+  return rc;
+}
+
+mdm_rc mdm_csr_create(EVP_PKEY *key, const char *cn, char **pem)
+{
+  X509_REQ *req = X509_REQ_new();
+  X509_NAME *nm = X509_NAME_new();
+  BIO *b = NULL;
+  char *p = NULL;
+  long len;
+  mdm_rc rc = MDM_ERR_CRYPTO;
+
+  *pem = NULL;
+  if(!req || !nm || X509_REQ_set_version(req, 0) != 1 ||
+     (cn && !add_name(nm, "CN", cn)) ||
+     X509_REQ_set_subject_name(req, nm) != 1 ||
+     X509_REQ_set_pubkey(req, key) != 1 ||
+     X509_REQ_sign(req, key, EVP_sha256()) <= 0)
+    goto out;
+  b = BIO_new(BIO_s_mem());
+  if(!b || PEM_write_bio_X509_REQ(b, req) != 1)
+    goto out;
+  len = BIO_get_mem_data(b, &p);
+  *pem = malloc((size_t)len + 1);
+  if(!*pem) {
+    rc = MDM_ERR_NOMEM;
+    goto out;
+  }
+  memcpy(*pem, p, (size_t)len);
+  (*pem)[len] = '\0';
+  rc = MDM_OK;
+out:
+  BIO_free(b);
+  X509_NAME_free(nm);
+  X509_REQ_free(req);
+  return rc;
+}
