@@ -1436,7 +1436,7 @@ static const struct kind {
 } kinds[] = {
   {"CompliancePolicy", mdm_kind_compliance_validate},
   {"ConfigurationProfile", mdm_kind_profile_validate},
-  {"ConditionalAccessPolicy", NULL},
+  {"ConditionalAccessPolicy", mdm_kind_access_validate},
   {"AppProtectionPolicy", NULL},
   {"DetectionRule", NULL},
   {"Notifier", NULL},

@@ -102,5 +102,6 @@ typedef mdm_rc (*mdm_kind_validate_fn)(struct mdm_vctx *v, json_t *spec);
 
 mdm_rc mdm_kind_compliance_validate(struct mdm_vctx *v, json_t *spec);
 mdm_rc mdm_kind_profile_validate(struct mdm_vctx *v, json_t *spec);
+mdm_rc mdm_kind_access_validate(struct mdm_vctx *v, json_t *spec);
 
 #endif
