@@ -83,6 +83,9 @@ static mdm_rc parse_command(struct mdm_req *r, json_t *body,
                         "field 'type': unknown command type '%.64s'",
                         json_string_value(t));
   *type = json_string_value(t);
+  /* Who may ask comes before what is wrong with the asking. */
+  if(!role_may_create(r->who.role, *type))
+    return forbid(r, *type);
   if(p && !json_is_object(p))
     return mdm_req_fail(r, MDM_ERR_INVAL,
                         "field 'params': expected an object");
