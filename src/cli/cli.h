@@ -63,6 +63,8 @@ extern const struct cli_cmd cli_devices_cmds[];
 extern const struct cli_cmd cli_enroll_token_cmds[];
 extern const struct cli_cmd cli_tokens_cmds[];
 extern const struct cli_cmd cli_audit_cmds[];
+extern const struct cli_cmd cli_report_cmds[];   /* report compliance */
+extern const struct cli_cmd cli_access_cmds[];   /* access evaluate */
 extern const struct cli_cmd cli_policies_cmds[];
 extern const struct cli_cmd cli_apply_cmds[];   /* apply, diff, export */
 /* lock, reboot, update, wipe, retire (cmd_commands.c) */

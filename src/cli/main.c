@@ -34,6 +34,8 @@ static const struct cli_cmd *const cmd_tables[] = {
   cli_enroll_token_cmds,
   cli_tokens_cmds,
   cli_audit_cmds,
+  cli_report_cmds,
+  cli_access_cmds,
   cli_policies_cmds,
   cli_apply_cmds,
 };

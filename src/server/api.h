@@ -7,6 +7,9 @@
 #include "server/http.h"
 
 mdm_rc mdm_api_healthz(struct mdm_req *r);
+mdm_rc mdm_api_metrics(struct mdm_req *r);
+mdm_rc mdm_api_access_evaluate(struct mdm_req *r);
+mdm_rc mdm_api_access_check(struct mdm_req *r);
 mdm_rc mdm_api_readyz(struct mdm_req *r);
 
 mdm_rc mdm_api_tokens_create(struct mdm_req *r);
@@ -43,6 +46,32 @@ mdm_rc mdm_api_agent_command_result(struct mdm_req *r);
 
 mdm_rc mdm_api_audit_list(struct mdm_req *r);
 mdm_rc mdm_api_audit_verify(struct mdm_req *r);
+mdm_rc mdm_api_audit_checkpoint(struct mdm_req *r);
+mdm_rc mdm_api_audit_keys(struct mdm_req *r);
+
+mdm_rc mdm_api_reports_compliance(struct mdm_req *r);
+
+/* The bytes an audit checkpoint's signature covers (docs/api.md "Audit"):
+ * "mdm-audit-checkpoint/v1\n<tenant>\n<records>\n<head_hash>\n<time>",
+ * appended to out. */
+mdm_rc mdm_audit_checkpoint_text(const char *tenant, int64_t records,
+                                 const char *head_hash, const char *time,
+                                 struct mdm_buf *out);
+
+/* Append s to b as one RFC 4180 field: quoted when it holds a comma, a
+ * quote, CR or LF, quotes doubled; a field starting with = + - @ TAB or CR
+ * gets a leading ' so that a spreadsheet shows it as text (OWASP "CSV
+ * injection").  NULL or "" appends nothing (an empty field). */
+mdm_rc mdm_csv_field(struct mdm_buf *b, const char *s);
+/* The RFC 4122 version 5 (SHA-1) UUID of name (n bytes) in namespace ns (a
+ * UUID string), lower case, into out[MDM_UUID_LEN + 1].  MDM_ERR_INVAL
+ * when ns is not a UUID. */
+mdm_rc mdm_uuid_v5(const char *ns, const void *name, size_t n, char *out);
+/* The rules a device fails, from its verdict's reasons (a JSON array of
+ * eval.h reasons): a new array of copies of the reasons whose state is
+ * noncompliant and that name a policy and a rule, in their order, each
+ * with "key": "policy/rule" added.  Caller owns *out. */
+mdm_rc mdm_report_failing_rules(const char *reasons_json, json_t **out);
 
 /* Shared by handlers: canonical JSON (sorted, compact) and its SHA-256. */
 mdm_rc mdm_canonical_json(json_t *v, char **text /* OUT */,

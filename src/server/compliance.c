@@ -147,6 +147,15 @@ static void flush_puts(struct scan_ctx *x, int is_last)
   x->writing = NULL;
 }
 
+static const char *static_state(const char *s)
+{
+  if(!strcmp(s, "compliant"))
+    return "compliant";
+  if(!strcmp(s, "noncompliant"))
+    return "noncompliant";
+  return "unknown";
+}
+
 static int on_device(void *ctx, const char *device_id, const char *platform,
                      json_t *labels, const char *facts_hash, json_t *values,
                      const char *compliance, const char *reasons_json,
@@ -188,9 +197,16 @@ static int on_device(void *ctx, const char *device_id, const char *platform,
   if(!x->is_dry) {
     struct mdm_compliance_put *u = &b->puts[b->n];
     memset(u, 0, sizeof(*u));
-    u->is_same = !is_state_diff && !strcmp(dv.reasons_json, reasons_json) &&
-                 policy_etag && !strcmp(dv.etag, policy_etag);
+    u->is_reasons_changed = strcmp(dv.reasons_json, reasons_json) != 0;
+    u->is_same = !is_state_diff && !u->is_reasons_changed && policy_etag &&
+                 !strcmp(dv.etag, policy_etag);
     u->is_state_changed = is_state_diff;
+    /* What the store's change feed compares with (the event stream reports
+     * a verdict whose state or reasons changed): known from the scan, so
+     * the writer reads nothing more.  A static name, as the scan's text
+     * is only borrowed. */
+    u->has_prior = 1;
+    u->prior_state = static_state(compliance);
     b->owned[b->n][0] = strdup(device_id);
     b->owned[b->n][1] = strdup(facts_hash ? facts_hash : "");
     b->owned[b->n][2] = u->is_same ? NULL : dv.reasons_json;

@@ -18,6 +18,8 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "server/http.h"
+#include "server/api.h"
+#include "server/metrics.h"
 #include "server/router.h"
 
 /* ---- helpers for handlers --------------------------------------------- */
@@ -85,12 +87,56 @@ mdm_rc mdm_req_reply_json(struct mdm_req *r, int status, json_t *v)
   return MDM_OK;
 }
 
+int mdm_req_add_header(struct mdm_req *r, const char *name,
+                       const char *value)
+{
+  for(int i = 0; i < 2; i++)
+    if(!r->hdr_name[i][0]) {
+      if(mdm_strlcpy(r->hdr_name[i], name, sizeof(r->hdr_name[i])) ||
+         mdm_strlcpy(r->hdr_value[i], value, sizeof(r->hdr_value[i]))) {
+        r->hdr_name[i][0] = '\0';
+        return -1;
+      }
+      return 0;
+    }
+  return -1;
+}
+
 mdm_rc mdm_req_reply_empty(struct mdm_req *r, int status)
 {
   free(r->resp_body);
   r->resp_body = NULL;
   r->resp_len = 0;
   r->resp_type = NULL;
+  r->status = status;
+  return MDM_OK;
+}
+
+/* Close a file answer the HTTP layer did not take. */
+static void drop_file(struct mdm_req *r)
+{
+  if(r->has_resp_fd) {
+    close(r->resp_fd);
+    r->has_resp_fd = 0;
+  }
+}
+
+mdm_rc mdm_req_reply_file(struct mdm_req *r, int status, const char *type,
+                          int fd, uint64_t len, const char *disposition)
+{
+  drop_file(r);
+  if(disposition &&
+     mdm_strlcpy(r->disposition, disposition, sizeof(r->disposition))) {
+    close(fd);
+    return mdm_req_fail(r, MDM_ERR_INTERNAL, "Content-Disposition too long");
+  }
+  free(r->resp_body);
+  r->resp_body = NULL;
+  r->resp_len = 0;
+  r->has_resp_fd = 1;
+  r->resp_fd = fd;
+  r->resp_fd_len = len;
+  r->resp_type = type;
   r->status = status;
   return MDM_OK;
 }
@@ -215,6 +261,11 @@ static void set_problem(struct mdm_req *r, mdm_rc rc)
   char type[96];
   json_t *o;
 
+  drop_file(r);
+  r->disposition[0] = '\0';
+  if(rc == MDM_ERR_STORE)
+    mdm_metrics_inc(MDM_M_STORE_ERRORS);
+
   if(status >= 500 && rc != MDM_ERR_BUSY) {
     /* Never leak internals; the log has the detail. */
     mdm_error("%s %s: %s: %s", r->method, r->path, mdm_strerror(rc),
@@ -240,15 +291,27 @@ static enum MHD_Result send_answer(struct mdm_req *r)
   struct MHD_Response *resp;
   enum MHD_Result ret;
 
-  resp = MHD_create_response_from_buffer(r->resp_len,
-                                         r->resp_body ? r->resp_body : "",
-                                         MHD_RESPMEM_MUST_COPY);
+  if(r->has_resp_fd) {
+    /* MHD closes the file when it is done with the response. */
+    resp = MHD_create_response_from_fd64(r->resp_fd_len, r->resp_fd);
+    if(resp)
+      r->has_resp_fd = 0;
+  }
+  else
+    resp = MHD_create_response_from_buffer(r->resp_len,
+                                           r->resp_body ? r->resp_body : "",
+                                           MHD_RESPMEM_MUST_COPY);
   if(!resp)
     return MHD_NO;
+  if(r->disposition[0])
+    MHD_add_response_header(resp, "Content-Disposition", r->disposition);
   if(r->resp_type)
     MHD_add_response_header(resp, "Content-Type", r->resp_type);
   if(r->etag[0])
     MHD_add_response_header(resp, "ETag", r->etag);
+  for(int i = 0; i < 2; i++)
+    if(r->hdr_name[i][0])
+      MHD_add_response_header(resp, r->hdr_name[i], r->hdr_value[i]);
   if(r->location[0])
     MHD_add_response_header(resp, "Location", r->location);
   if(r->status == 401)
@@ -369,8 +432,21 @@ static void on_completed(void *cls, struct MHD_Connection *conn,
   (void)toe;
   if(!r)
     return;
+  if(r->status) {
+    mdm_metrics_http(r->route ? (int)(r->route - mdm_routes) : -1, r->status,
+                     mdm_mono_ns() - r->started_ns);
+    /* The domain counters are counted by what was answered. */
+    if(r->route && r->route->handler == mdm_api_agent_checkin &&
+       r->status == 200)
+      mdm_metrics_inc(MDM_M_CHECKINS);
+    else if(r->route && r->route->handler == mdm_api_enroll &&
+            (r->status == 201 || r->status == 401 || r->status == 409))
+      mdm_metrics_inc(r->status == 201 ? MDM_M_ENROLLMENTS
+                                       : MDM_M_ENROLL_REFUSED);
+  }
   mdm_buf_release(&r->body);
   free(r->resp_body);
+  drop_file(r);
   free(r);
   *con_cls = NULL;
   atomic_fetch_sub(&srv->in_flight, 1);

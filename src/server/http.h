@@ -48,8 +48,18 @@ struct mdm_req {
   const char *resp_type;
   char etag[80];
   char location[256];
+  /* Up to two more response headers (mdm_req_add_header). */
+  char hdr_name[2][32];
+  char hdr_value[2][160];
   char problem_detail[512];
   int64_t started_ns;
+
+  /* A file answer instead of resp_body (mdm_req_reply_file): the request
+   * owns the descriptor until the HTTP layer hands it to the response. */
+  int has_resp_fd;
+  int resp_fd;
+  uint64_t resp_fd_len;
+  char disposition[160];          /* Content-Disposition, "" for none */
 };
 
 /* Body as a JSON object.  Requires Content-Type application/json; rejects
@@ -69,8 +79,19 @@ const char *mdm_req_header(struct mdm_req *r, const char *name);
 
 /* Answer with status and a JSON value (takes ownership of v). */
 mdm_rc mdm_req_reply_json(struct mdm_req *r, int status, json_t *v);
+/* Add a response header (at most two per request; names and values are
+ * the handler's own, never request data unchecked).  -1 when full or too
+ * long. */
+int mdm_req_add_header(struct mdm_req *r, const char *name,
+                       const char *value);
 /* Answer with no body. */
 mdm_rc mdm_req_reply_empty(struct mdm_req *r, int status);
+/* Answer with the first len bytes of the open file fd (from offset 0) as
+ * type (a static string), so that a large answer (a report) is sent from
+ * disk rather than memory.  disposition (may be NULL) becomes the
+ * Content-Disposition header.  Takes ownership of fd, also on failure. */
+mdm_rc mdm_req_reply_file(struct mdm_req *r, int status, const char *type,
+                          int fd, uint64_t len, const char *disposition);
 /* Answer with a list page: {"items": items, "next_cursor": cursor|null}. */
 mdm_rc mdm_req_reply_list(struct mdm_req *r, json_t *items,
                           const char *next_cursor);

@@ -13,6 +13,8 @@
 #include <openssl/crypto.h>
 #include "core/log.h"
 #include "core/util.h"
+#include "server/events.h"
+#include "server/metrics.h"
 #include "server/policyset.h"
 #include "server/push.h"
 #include "server/server.h"
@@ -43,6 +45,33 @@ static const char usage_text[] =
   "                          which device passwords are derived (file\n"
   "                          mode 0600 or stricter, 16+ characters)\n"
   "  --mqtt-rate N           wake-ups per second at most (default 10000)\n"
+  "  --region REGION         the region of tenants created without one\n"
+  "                          (default 'default'; a /metrics label)\n"
+  "  --metrics-token-file FILE  require this bearer token (the file's first\n"
+  "                          line; mode 0600) on GET /metrics\n"
+  "  --metrics-label-keys K[,K...]  device labels exported by\n"
+  "                          mdm_device_compliance_by_label (default\n"
+  "                          department; '' for none)\n"
+  "\n"
+  "The event stream for a SIEM (docs/events.md); any sinks at once:\n"
+  "  --events-file FILE      JSON lines to FILE, rotated by size\n"
+  "  --events-file-max-size BYTES  rotate past this (default 100M)\n"
+  "  --events-file-keep N    rotated files kept (default 5)\n"
+  "  --events-syslog URL     RFC 5424 to tcp://HOST:PORT or tls://HOST:PORT\n"
+  "  --events-syslog-ca-file FILE  CA that signed the tls:// receiver\n"
+  "  --events-syslog-facility NAME  (default local0)\n"
+  "  --events-hec-url URL    Splunk HEC, http(s)://HOST:PORT\n"
+  "  --events-hec-token-file FILE  its token (mode 0600 or stricter)\n"
+  "  --events-hec-ca-file FILE     CA that signed the https:// receiver\n"
+  "  --events-hec-index NAME (default mdm_logs)\n"
+  "  --events-hec-sourcetype NAME  of compliance events (default\n"
+  "                          intune_compliance)\n"
+  "  --events-hec-batch N    events per request (default 100)\n"
+  "  --events-hec-batch-ms MS  longest wait to fill a batch (default 1000)\n"
+  "  --events-hec-spool-max BYTES  spool cap in the data dir (default 256M)\n"
+  "  --events-queue N        events waiting per sink at most (default\n"
+  "                          100000); beyond, they are dropped and counted\n"
+  "\n"
   "  --config FILE           read KEY = VALUE lines (listen, data-dir, db,\n"
   "                          log-format, checkin-interval, mqtt, ...)\n"
   "  --help, --version\n"
@@ -69,6 +98,10 @@ void mdm_config_defaults(struct mdm_config *cfg)
   cfg->max_connections = 4096;
   mdm_strlcpy(cfg->mqtt_admin_user, "mdmd", sizeof(cfg->mqtt_admin_user));
   cfg->mqtt_rate = 10000;
+  mdm_strlcpy(cfg->region, "default", sizeof(cfg->region));
+  mdm_strlcpy(cfg->metrics_label_keys, "department",
+              sizeof(cfg->metrics_label_keys));
+  mdm_events_config_defaults(&cfg->events);
 }
 
 /* Apply one setting by its flag name (without "--"). */
@@ -105,20 +138,50 @@ static int config_set(struct mdm_config *cfg, const char *key,
   if(!strcmp(key, "mqtt-admin-password-file"))
     return mdm_strlcpy(cfg->mqtt_admin_password_file, val,
                        sizeof(cfg->mqtt_admin_password_file)) ? -1 : 0;
+  if(!strcmp(key, "region")) {
+    if(!*val || strspn(val, "abcdefghijklmnopqrstuvwxyz0123456789-_") !=
+       strlen(val))
+      return -1;
+    return mdm_strlcpy(cfg->region, val, sizeof(cfg->region)) ? -1 : 0;
+  }
+  if(!strcmp(key, "metrics-token-file"))
+    return mdm_strlcpy(cfg->metrics_token_file, val,
+                       sizeof(cfg->metrics_token_file)) ? -1 : 0;
+  if(!strcmp(key, "metrics-label-keys")) {
+    if(strspn(val, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+              "0123456789_.-/,") != strlen(val))
+      return -1;
+    return mdm_strlcpy(cfg->metrics_label_keys, val,
+                       sizeof(cfg->metrics_label_keys)) ? -1 : 0;
+  }
   if(!strcmp(key, "mqtt-rate")) {
     if(mdm_parse_int(val, 1, 1000000, &n))
       return -1;
     cfg->mqtt_rate = (int)n;
     return 0;
   }
-  return -2;
+  return mdm_events_config_set(&cfg->events, key, val);
 }
 
 static const char *const env_keys[] = {"listen", "data-dir", "db",
                                        "log-format", "checkin-interval",
                                        "mqtt", "mqtt-admin-user",
                                        "mqtt-admin-password-file",
-                                       "mqtt-rate", NULL};
+                                       "mqtt-rate", "region",
+                                       "metrics-token-file",
+                                       "metrics-label-keys", "events-queue",
+                                       "events-file", "events-file-max-size",
+                                       "events-file-keep", "events-syslog",
+                                       "events-syslog-ca-file",
+                                       "events-syslog-facility",
+                                       "events-hec-url",
+                                       "events-hec-token-file",
+                                       "events-hec-ca-file",
+                                       "events-hec-index",
+                                       "events-hec-sourcetype",
+                                       "events-hec-batch",
+                                       "events-hec-batch-ms",
+                                       "events-hec-spool-max", NULL};
 
 static void config_from_env(struct mdm_config *cfg)
 {
@@ -263,6 +326,39 @@ static mdm_rc open_store(struct mdm_config *cfg, struct mdm_store **st)
 /* Start the MQTT publisher when a broker is configured.  The admin
  * password comes from a file only mdmd's user may read; it is never
  * logged. */
+/* /metrics: the per-route tables, and the token when one is required. */
+static mdm_rc start_metrics(struct mdm_server *srv)
+{
+  struct mdm_config *cfg = &srv->cfg;
+  struct stat sb;
+  char *tok = NULL;
+  size_t len = 0;
+  mdm_rc rc = mdm_metrics_init();
+  if(rc || !cfg->metrics_token_file[0])
+    return rc;
+  if(stat(cfg->metrics_token_file, &sb) ||
+     mdm_file_read(cfg->metrics_token_file, 4096, &tok, &len)) {
+    fprintf(stderr, "mdmd: cannot read '%s'\n", cfg->metrics_token_file);
+    return MDM_ERR_IO;
+  }
+  if(sb.st_mode & 077) {
+    fprintf(stderr, "mdmd: '%s' must not be readable by group or others "
+            "(chmod 600)\n", cfg->metrics_token_file);
+    free(tok);
+    return MDM_ERR_FORBIDDEN;
+  }
+  tok[strcspn(tok, "\r\n")] = '\0';
+  rc = strlen(tok) < 16 || mdm_strlcpy(cfg->metrics_token, tok,
+                                       sizeof(cfg->metrics_token))
+       ? MDM_ERR_INVAL : MDM_OK;
+  if(rc)
+    fprintf(stderr, "mdmd: '%s': the metrics token must be 16 to 255 "
+            "characters on the first line\n", cfg->metrics_token_file);
+  OPENSSL_cleanse(tok, len);
+  free(tok);
+  return rc;
+}
+
 static mdm_rc start_push(struct mdm_server *srv)
 {
   struct mdm_config *cfg = &srv->cfg;
@@ -381,10 +477,23 @@ static int cmd_tenant(int argc, char **argv)
   return ret;
 }
 
+/* Start the SIEM event stream when a sink is configured: first of all, so
+ * that a bad setting (a token file others may read, a file that cannot be
+ * opened) is the one line mdmd prints.  It is connected to the store's
+ * change feed once the store is open (events.c says why there), before
+ * the bootstrap, whose audit records are events too. */
+static mdm_rc start_events(struct mdm_server *srv)
+{
+  if(!mdm_events_config_enabled(&srv->cfg.events))
+    return MDM_OK;
+  return mdm_events_new(&srv->cfg.events, srv->cfg.data_dir, &srv->events);
+}
+
 int main(int argc, char **argv)
 {
   struct mdm_server srv;
   sigset_t sigs;
+  int64_t t_signal;
   int sig = 0, ret = 1;
 
   if(argc > 1 && !strcmp(argv[1], "tenant"))
@@ -404,12 +513,13 @@ int main(int argc, char **argv)
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
   umask(077);
-  if(open_store(&srv.cfg, &srv.store))
-    return 1;
+  if(start_events(&srv) || open_store(&srv.cfg, &srv.store))
+    goto out;
+  mdm_events_attach(srv.events, srv.store);
   if(mdm_keycache_new(&srv.keys) || mdm_tokcache_new(&srv.devtokens) ||
      mdm_policycache_new(&srv.policies))
     goto out;
-  if(start_push(&srv))
+  if(start_metrics(&srv) || start_push(&srv))
     goto out;
   /* Bind first: a wrong --listen fails before anything is created. */
   if(mdm_http_start(&srv))
@@ -432,12 +542,25 @@ int main(int argc, char **argv)
   }
   while(sigwait(&sigs, &sig) == 0 && sig != SIGTERM && sig != SIGINT)
     ;
+  t_signal = mdm_mono_ns() / 1000000;
   mdm_info("signal %d: draining", sig);
   mdm_http_stop(&srv, 8000);
+  /* The events committed so far: written, or sent while the exit stays
+   * within 10 s of the signal (at most 5 s of it); HEC keeps the rest in
+   * its spool. */
+  {
+    int64_t now = mdm_mono_ns() / 1000000, deadline = t_signal + 9000;
+    if(deadline > now + 5000)
+      deadline = now + 5000;
+    mdm_events_stop(srv.events, deadline);
+  }
   ret = 0;
 out:
+  mdm_events_stop(srv.events, mdm_mono_ns() / 1000000);
   mdm_push_free(srv.push);
   mdm_store_close(srv.store);
+  mdm_metrics_free();
+  mdm_events_free(srv.events);
   mdm_keycache_free(srv.keys);
   mdm_tokcache_free(srv.devtokens);
   mdm_policycache_free(srv.policies);

@@ -63,9 +63,10 @@ mdm_rc mdm_policyset_build(json_t *docs, json_t *versions, const char *tenant,
   ps->gen = gen;
   ps->versions = versions ? json_incref(versions) : json_object();
   ps->profiles = json_array();
+  ps->access = json_array();
   ps->cps = calloc(n_docs ? n_docs : 1, sizeof(*ps->cps));
   profs = calloc(n_docs ? n_docs : 1, sizeof(*profs));
-  if(!ps->versions || !ps->profiles || !ps->cps || !profs) {
+  if(!ps->versions || !ps->profiles || !ps->access || !ps->cps || !profs) {
     rc = MDM_ERR_NOMEM;
     goto out;
   }
@@ -87,7 +88,9 @@ mdm_rc mdm_policyset_build(json_t *docs, json_t *versions, const char *tenant,
     }
     else if(kind && !strcmp(kind, "ConfigurationProfile"))
       profs[n_profs++] = doc;
-    /* Other kinds are stored but not used by devices yet. */
+    else if(kind && !strcmp(kind, "ConditionalAccessPolicy"))
+      json_array_append(ps->access, doc);
+    /* Other kinds are stored but not used yet. */
   }
   qsort(profs, n_profs, sizeof(*profs), by_name);
   for(i = 0; i < n_profs; i++)
@@ -114,6 +117,7 @@ void mdm_policyset_put(struct mdm_policyset *ps)
     free(ps->paths[i]);
   free(ps->paths);
   json_decref(ps->profiles);
+  json_decref(ps->access);
   json_decref(ps->versions);
   free(ps);
 }

@@ -22,6 +22,7 @@ struct mdm_policyset {
   struct mdm_cpolicy **cps;
   size_t n_cps;
   json_t *profiles;      /* ConfigurationProfile documents, by name */
+  json_t *access;        /* ConditionalAccessPolicy documents, by name */
   json_t *versions;      /* "kind/name" -> version, for bundles */
   char **paths;          /* distinct fact paths the rules read */
   size_t n_paths;

@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "crypto/mqttcred.h"
+#include "server/metrics.h"
 #include "server/push.h"
 
 #define RING_MAX 131072       /* queued wake-ups (about 10 MB) */
@@ -175,6 +176,7 @@ static void enqueue_locked(struct mdm_push *p, const char *tenant,
 {
   struct wake *w;
   if(p->n == RING_MAX) {
+    mdm_metrics_inc(MDM_M_MQTT_DROPPED);
     if(p->dropped++ % 1000 == 0)
       mdm_warn("mqtt: wake-up queue full, %lu dropped so far (devices "
                "poll)", p->dropped);
@@ -272,6 +274,7 @@ static void publish_wake(struct mdm_push *p, const struct wake *w)
     snprintf(topic, sizeof(topic), "mdm/%s/%s/cmd", w->tenant, device);
     rc = mosquitto_publish(p->mosq, NULL, topic, (int)strlen(payload),
                            payload, 1, 0);
+    mdm_metrics_inc(rc ? MDM_M_MQTT_FAILED : MDM_M_MQTT_PUBLISHED);
     if(rc)
       mdm_debug("mqtt: wake-up for %s not sent: %s", device,
                 mosquitto_strerror(rc));
@@ -324,8 +327,10 @@ static void *drain_main(void *arg)
     w = p->ring[p->head];
     p->head = (p->head + 1) % RING_MAX;
     p->n--;
-    if(!p->is_connected)
+    if(!p->is_connected) {
+      mdm_metrics_inc(MDM_M_MQTT_DROPPED);
       continue;          /* dropped: the device polls */
+    }
     pthread_mutex_unlock(&p->lock);
     publish_wake(p, &w);
     pthread_mutex_lock(&p->lock);

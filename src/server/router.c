@@ -25,6 +25,9 @@
 const struct mdm_route mdm_routes[] = {
   {"GET", "/healthz", mdm_api_healthz, MDM_AUTH_PUBLIC},
   {"GET", "/readyz", mdm_api_readyz, MDM_AUTH_PUBLIC},
+  /* Open, or guarded by --metrics-token-file in the handler: Prometheus
+   * holds no API token. */
+  {"GET", "/metrics", mdm_api_metrics, MDM_AUTH_PUBLIC},
 
   {"POST", "/v1/tokens", mdm_api_tokens_create, MDM_ROLE_OWNER},
   {"GET", "/v1/tokens", mdm_api_tokens_list, MDM_ROLE_OWNER},
@@ -55,8 +58,15 @@ const struct mdm_route mdm_routes[] = {
   {"DELETE", "/v1/policies/{kind}/{name}", mdm_api_policies_delete,
    ADMIN_ROLES},
 
+  /* The what-if reads policies and devices; the check is the device's. */
+  {"POST", "/v1/access/evaluate", mdm_api_access_evaluate, READ_ROLES},
+  {"GET", "/v1/access/check", mdm_api_access_check, MDM_AUTH_DEVICE},
+
   {"GET", "/v1/audit", mdm_api_audit_list, AUDIT_ROLES},
   {"GET", "/v1/audit/verify", mdm_api_audit_verify, AUDIT_ROLES},
+  {"GET", "/v1/audit/checkpoint", mdm_api_audit_checkpoint, AUDIT_ROLES},
+  {"GET", "/v1/audit/keys", mdm_api_audit_keys, AUDIT_ROLES},
+  {"GET", "/v1/reports/compliance", mdm_api_reports_compliance, AUDIT_ROLES},
 
   /* The enrollment token travels in the body and is checked there. */
   {"POST", "/v1/enroll", mdm_api_enroll, MDM_AUTH_PUBLIC},

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <openssl/evp.h>
 #include "core/rc.h"
+#include "server/events.h"
 #include "store/store.h"
 
 #define MDM_MAX_BODY (1024 * 1024)   /* request bodies, bytes */
@@ -27,6 +28,11 @@ struct mdm_config {
   char mqtt_admin_user[128];
   char mqtt_admin_password_file[1024];
   int mqtt_rate;           /* wake-ups per second */
+  char region[64];         /* a tenant's region when it has none */
+  char metrics_token[256]; /* "" = /metrics is open (read from the file) */
+  char metrics_token_file[1024];
+  char metrics_label_keys[256];  /* comma-separated device label keys */
+  struct mdm_events_config events;   /* the SIEM event stream's sinks */
 };
 
 struct mdm_keycache;
@@ -42,6 +48,7 @@ struct mdm_server {
   struct mdm_policycache *policies;
   struct MHD_Daemon *httpd;
   struct mdm_push *push;      /* NULL without --mqtt */
+  struct mdm_events *events;  /* NULL without an --events-* sink */
   atomic_int in_flight;       /* requests being handled */
   atomic_int is_draining;
   int port;                   /* the bound port */

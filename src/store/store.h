@@ -28,6 +28,95 @@ struct mdm_audit_in {
   json_t *detail;       /* object or NULL */
 };
 
+/* ---- the change feed ---------------------------------------------------
+ * What the event stream (server/events.c) reports comes from here: after a
+ * transaction is durable, the backend hands the audit records it appended
+ * and the compliance verdicts it changed to the hook set with
+ * mdm_store_set_change_hook(), as one set per commit, in commit order, on
+ * the writer's thread.  The changes of a job that rolled back, or of a
+ * commit that failed, are never handed over, so the feed says exactly what
+ * the store keeps.  A compliance change is a verdict written whose state
+ * or reasons differ from the stored ones (a verdict that only moves to a
+ * new policy generation, or only changes the bundle ETag, is none).
+ *
+ * Cost on the writer: a copy of each change into the set's memory, which
+ * the writer allocates in large chunks and frees itself once the consumer
+ * gives the set back (mdm_change_set_done): the consumer's threads never
+ * take a lock the writer needs. */
+enum mdm_change_kind {
+  MDM_CHANGE_AUDIT = 1,        /* an audit record (command.* included) */
+  MDM_CHANGE_COMPLIANCE = 2    /* a device's verdict changed */
+};
+
+struct mdm_change {
+  struct mdm_change *next;     /* the next of its set, in commit order */
+  enum mdm_change_kind kind;
+  int64_t at_ms;               /* when it was written */
+  const char *tenant_id;
+  const char *device_id;       /* NULL: concerns no device */
+  const char *upn;             /* NULL from the store: the event stream
+                                * reads it (device_upn) off the writer */
+  /* MDM_CHANGE_AUDIT: the record as stored */
+  int64_t seq;
+  const char *at;              /* its RFC 3339 time as hashed */
+  const char *actor, *action, *target;
+  const char *detail_json;     /* NULL when none */
+  const char *hash;
+  const char *command_type;    /* command.* records: the command's type */
+  /* MDM_CHANGE_COMPLIANCE */
+  const char *state;           /* compliant | noncompliant | unknown */
+  const char *prev_state;      /* NULL: the device's first verdict */
+  const char *reasons_json;    /* the verdict's reasons (eval.h) */
+};
+
+struct mdm_change_chunk;
+struct mdm_change_home;
+
+/* The changes of one commit.  The consumer may write to the changes
+ * (e.g. fill in upn with a string of its own). */
+struct mdm_change_set {
+  struct mdm_change_set *next;     /* free for the consumer's queues */
+  struct mdm_change *first, *last; /* linked by next */
+  size_t n;
+  struct mdm_change_chunk *chunks; /* the memory of the changes */
+  struct mdm_change_home *home;    /* who frees it; NULL: free() here */
+};
+
+/* The change hook: takes the set (give it back with
+ * mdm_change_set_done()).  Runs on the store's writer thread: it must not
+ * block and must not call the store. */
+typedef void (*mdm_change_fn)(void *ctx, struct mdm_change_set *set);
+
+/* The consumer is done with set: it goes back to its producer, which frees
+ * it on its own thread (or it is freed here when it has no home).  Any
+ * thread; never blocks.  NULL is fine. */
+void mdm_change_set_done(struct mdm_change_set *set);
+
+/* For producers (backends, and mdmd's access denials): a new empty set
+ * whose memory returns to home (NULL: freed by mdm_change_set_done). */
+struct mdm_change_set *mdm_change_set_new(struct mdm_change_home *home);
+/* Append a copy of tmpl and its strings.  MDM_ERR_NOMEM. */
+mdm_rc mdm_change_set_add(struct mdm_change_set *set,
+                          const struct mdm_change *tmpl);
+/* A position in a set, and dropping everything added after it. */
+struct mdm_change_mark {
+  size_t n;
+  struct mdm_change *last;
+  struct mdm_change_chunk *chunk;
+  size_t used;
+};
+void mdm_change_set_mark(const struct mdm_change_set *set,
+                         struct mdm_change_mark *m /* OUT */);
+void mdm_change_set_truncate(struct mdm_change_set *set,
+                             const struct mdm_change_mark *m);
+void mdm_change_set_free(struct mdm_change_set *set);
+/* Where done sets wait for their producer.  _new: NULL on ENOMEM. */
+struct mdm_change_home *mdm_change_home_new(void);
+/* Free the sets given back so far.  The producer's thread. */
+void mdm_change_home_reclaim(struct mdm_change_home *h);
+/* Reclaim, then free h.  Sets still out must not come back after this. */
+void mdm_change_home_free(struct mdm_change_home *h);
+
 struct mdm_tenant {
   char id[MDM_UUID_LEN + 1];
   char name[64];
@@ -112,6 +201,11 @@ struct mdm_compliance_put {
   int is_same;                /* state, reasons and ETag as stored: only the
                                * generation moves */
   int is_state_changed;       /* state differs from the scanned one */
+  /* For the change feed, from a caller that scanned them (has_prior set);
+   * otherwise the store reads them itself when a change hook is set. */
+  int has_prior;
+  const char *prior_state;    /* the scanned state */
+  int is_reasons_changed;     /* reasons differ from the scanned ones */
 };
 
 /* Called for each active device by device_eval_scan: values is the JSON
@@ -161,6 +255,43 @@ struct mdm_audit_verify {
   int64_t records;
   int64_t first_bad;  /* 0 when ok */
 };
+
+/* The audit chain as recomputed from the records' content (audit_head).
+ * H(0) is "", H(i) = mdm_audit_hash(H(i-1), seq, at, actor, action, target,
+ * detail) over the records in seq order, whatever hashes they store. */
+struct mdm_audit_head {
+  int ok;                     /* as audit_verify */
+  int64_t records;
+  int64_t first_bad;          /* 0 when ok */
+  int64_t head_seq;           /* seq of the last record, 0 when none */
+  char head_hash[65];         /* H of the last record, "" when none */
+  int has_at;                 /* a record with seq at_seq exists */
+  char at_hash[65];           /* H at that record, "" when none */
+};
+
+/* One device of a compliance report (device_report_scan).  Strings are
+ * borrowed for the callback and NULL when unknown; times are epoch
+ * seconds, -1 when unknown. */
+struct mdm_report_device {
+  const char *id;
+  const char *serial;
+  const char *hostname;
+  const char *upn;
+  const char *platform;
+  const char *os_name;
+  const char *os_version;
+  const char *compliance;       /* compliant | noncompliant | unknown */
+  const char *reasons_json;     /* the verdict's reasons, a JSON array */
+  int64_t last_seen;
+  int64_t enrolled_at;
+  int64_t facts_updated_at;
+  int64_t compliance_changed_at;
+};
+
+/* Called once per device by device_report_scan; a result other than
+ * MDM_OK stops the scan, which then returns it. */
+typedef mdm_rc (*mdm_report_scan_fn)(void *ctx,
+                                     const struct mdm_report_device *d);
 
 struct mdm_store_ops {
   const char *name;
@@ -228,6 +359,10 @@ struct mdm_store_ops {
   mdm_rc (*device_eval_state)(struct mdm_store *s, const char *tenant,
                               const char *device_id,
                               struct mdm_eval_state *out, json_t **labels);
+  /* The device's user_principal_name into upn[n] ("" when it has none),
+   * for the event stream.  MDM_ERR_NOTFOUND: no such device. */
+  mdm_rc (*device_upn)(struct mdm_store *s, const char *tenant,
+                       const char *device_id, char *upn, size_t n);
   mdm_rc (*device_eval_scan)(struct mdm_store *s, const char *tenant,
                              const char *const *paths, size_t n_paths,
                              mdm_eval_scan_fn fn, void *ctx);
@@ -325,11 +460,44 @@ struct mdm_store_ops {
                        int64_t *next);
   mdm_rc (*audit_verify)(struct mdm_store *s, const char *tenant,
                          struct mdm_audit_verify *out);
+
+  /* ---- reports and audit checkpoints (docs/api.md "Reports", "Audit") */
+
+  /* Every active device of tenant, in id order, from one read (a
+   * consistent snapshot), handed to fn(ctx, ...). */
+  mdm_rc (*device_report_scan)(struct mdm_store *s, const char *tenant,
+                               mdm_report_scan_fn fn, void *ctx);
+  /* Verify tenant's chain as audit_verify does, and recompute it from the
+   * records' content (struct mdm_audit_head): the head, and the hash at
+   * at_seq (0: none asked), both in one read. */
+  mdm_rc (*audit_head)(struct mdm_store *s, const char *tenant,
+                       int64_t at_seq, struct mdm_audit_head *out);
+
+  /* ---- metrics (docs/metrics.md), read at each scrape, all tenants ---- */
+
+  /* *devices: [[tenant name, region, platform, compliance, count], ...] of
+   * active devices; *commands: [[tenant name, type, status, count], ...]. */
+  mdm_rc (*metrics_scan)(struct mdm_store *s, json_t **devices,
+                         json_t **commands);
+  /* Active devices by the value of label key (absent: ""):
+   * [[tenant name, value, compliance, count], ...], by tenant then count,
+   * largest first. */
+  mdm_rc (*metrics_label_scan)(struct mdm_store *s, const char *key,
+                               json_t **out);
 };
 
 struct mdm_store {
   const struct mdm_store_ops *ops;
+  mdm_change_fn on_change;    /* see mdm_store_set_change_hook() */
+  void *on_change_ctx;
 };
+
+/* Hand every commit's changes (struct mdm_change_set) to fn(ctx, ...) from
+ * now on; fn NULL stops it.  Call before the store is shared between
+ * threads (at start-up, before any write).  Without a hook the store
+ * captures nothing and pays nothing. */
+void mdm_store_set_change_hook(struct mdm_store *s, mdm_change_fn fn,
+                               void *ctx);
 
 /* Open the store named by url: "sqlite:PATH" (or a bare path).  Runs the
  * migrations.  Caller owns *out; close with mdm_store_close(). */

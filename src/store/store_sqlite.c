@@ -28,8 +28,10 @@
 #include "core/log.h"
 
 #define SQ_READERS 4
-#define SQ_STMT_CACHE 64
+#define SQ_STMT_CACHE 96
 #define SQ_BATCH_MAX 1024
+
+struct sq_capture;
 
 struct sq_conn {
   sqlite3 *db;
@@ -38,6 +40,15 @@ struct sq_conn {
     sqlite3_stmt *st;
   } cache[SQ_STMT_CACHE];
   int n_cache;
+  struct sq_capture *cap;   /* the writer's, while a change hook is set */
+};
+
+/* The changes (store.h, "the change feed") of the transaction the writer
+ * is building; handed to the hook once it is durable. */
+struct sq_capture {
+  struct mdm_change_home *home;  /* where the hook gives sets back */
+  struct mdm_change_set *set;    /* being built; NULL before a change */
+  unsigned long n_lost;          /* not kept for want of memory */
 };
 
 struct sq_job;
@@ -73,6 +84,13 @@ struct sq_store {
   pthread_t ckpt_thread;
   pthread_cond_t ckpt_cond;
   int has_ckpt_thread;
+
+  struct sq_capture capture;
+  /* device_upn's own read-only connection (opened on first use): the event
+   * stream's threads run at the lowest priority and must never hold one
+   * of the request threads' readers. */
+  struct sq_conn upn_reader;
+  pthread_mutex_t upn_lock;
 };
 
 /* ---- connections and statements ------------------------------------- */
@@ -282,6 +300,57 @@ static void *sq_ckpt_main(void *arg)
   return NULL;
 }
 
+/* ---- the change feed (store.h) ---------------------------------------- */
+
+static void capture_mark(const struct sq_capture *cap,
+                         struct mdm_change_mark *m)
+{
+  if(cap && cap->set)
+    mdm_change_set_mark(cap->set, m);
+  else
+    memset(m, 0, sizeof(*m));
+}
+
+static void capture_truncate(struct sq_capture *cap,
+                             const struct mdm_change_mark *m)
+{
+  if(cap && cap->set)
+    mdm_change_set_truncate(cap->set, m);
+}
+
+/* Keep a copy of tmpl for the hook when one is set.  A change that cannot
+ * be kept for want of memory is counted (and logged after the commit); the
+ * transaction goes on: the feed never fails a write. */
+static void capture_add(struct sq_conn *c, const struct mdm_change *tmpl)
+{
+  struct sq_capture *cap = c->cap;
+  if(!cap)
+    return;
+  if(!cap->set)
+    cap->set = mdm_change_set_new(cap->home);
+  if(!cap->set || mdm_change_set_add(cap->set, tmpl))
+    cap->n_lost++;
+}
+
+/* After a commit (is_kept) hand the batch's changes to the hook, which
+ * takes them; after a failed one drop them.  Then free the sets the hook
+ * gave back: their memory is this thread's. */
+static void capture_deliver(struct sq_store *q, struct sq_capture *cap,
+                            int is_kept)
+{
+  if(cap->set && cap->set->n && is_kept)
+    q->base.on_change(q->base.on_change_ctx, cap->set);
+  else
+    mdm_change_set_free(cap->set);
+  cap->set = NULL;
+  mdm_change_home_reclaim(cap->home);
+  if(cap->n_lost) {
+    mdm_error("store: %lu changes not passed to the event stream (out of "
+              "memory)", cap->n_lost);
+    cap->n_lost = 0;
+  }
+}
+
 /* ---- the writer thread (group commit) ---------------------------------- */
 
 static void *sq_writer_main(void *arg)
@@ -315,15 +384,23 @@ static void *sq_writer_main(void *arg)
     j->next = NULL;
     pthread_mutex_unlock(&q->qlock);
 
+    /* The change hook is set before the store is shared (store.h). */
+    if(q->base.on_change && !q->capture.home)
+      q->capture.home = mdm_change_home_new();
+    c->cap = q->base.on_change && q->capture.home ? &q->capture : NULL;
     if(sq_exec(c->db, "BEGIN IMMEDIATE")) {
       commit_rc = MDM_ERR_STORE;
     }
     else {
       for(j = batch; j; j = j->next) {
+        struct mdm_change_mark mark;
+        capture_mark(c->cap, &mark);
         sq_run(c, SQL_SAVEPOINT);
         j->rc = j->fn(c, j);
-        if(j->rc)
+        if(j->rc) {
           sq_run(c, SQL_ROLLBACK_TO);
+          capture_truncate(c->cap, &mark);  /* what it did is undone */
+        }
         sq_run(c, SQL_RELEASE);
       }
       if(sq_exec(c->db, "COMMIT")) {
@@ -344,6 +421,12 @@ static void *sq_writer_main(void *arg)
       j = next;
     }
     pthread_mutex_unlock(&q->qlock);
+
+    /* The callers have their answers; now the change feed gets what is
+     * durable, in commit order (the next batch waits for this, so the hook
+     * only queues). */
+    if(c->cap)
+      capture_deliver(q, c->cap, commit_rc == MDM_OK);
   }
   return NULL;
 }
@@ -384,12 +467,40 @@ static const char SQL_AUDIT_INSERT[] =
   "INSERT INTO audit(tenant_id, seq, at, actor, action, target, detail,"
   " prev_hash, hash) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)";
 
+static const char SQL_CHANGE_COMMAND[] =
+  "SELECT device_id, type FROM commands WHERE tenant_id = ?1 AND id = ?2";
+
+/* The change feed's copy of an audit record just appended, with the device
+ * it concerns: a command's device (read from the command's narrow row, just
+ * written), or the device a device.* record names.  The device's user
+ * principal name is left to the event stream, off this thread. */
+static void capture_audit(struct sq_conn *c, struct mdm_change *t,
+                          const struct mdm_audit_in *a)
+{
+  sqlite3_stmt *st = NULL;
+  if(a->target && !strncmp(a->action, "command.", 8)) {
+    st = sq_stmt(c, SQL_CHANGE_COMMAND);
+    if(st) {
+      bind_text(st, 1, t->tenant_id);
+      bind_text(st, 2, a->target);
+      if(sqlite3_step(st) == SQLITE_ROW) {
+        t->device_id = col_text(st, 0);
+        t->command_type = col_text(st, 1);
+      }
+    }
+  }
+  else if(a->target && !strncmp(a->action, "device.", 7))
+    t->device_id = a->target;
+  capture_add(c, t);  /* copies, while the row's text is still valid */
+  sq_done(st);
+}
+
 /* Append a to tenant's chain, in the caller's transaction. */
 static mdm_rc sq_audit(struct sq_conn *c, const char *tenant,
                        const struct mdm_audit_in *a)
 {
   sqlite3_stmt *st;
-  int64_t seq = 0;
+  int64_t seq = 0, now_ms = mdm_now_ms();
   char prev[65] = "", hash[65], at[40];
   char *detail = NULL;
   mdm_rc rc;
@@ -406,7 +517,7 @@ static mdm_rc sq_audit(struct sq_conn *c, const char *tenant,
   }
   sq_done(st);
   seq++;
-  mdm_time_format_ms(mdm_now_ms(), at, sizeof(at));
+  mdm_time_format_ms(now_ms, at, sizeof(at));
   if(a->detail) {
     detail = json_dumps(a->detail, JSON_COMPACT | JSON_SORT_KEYS);
     if(!detail)
@@ -432,6 +543,21 @@ static mdm_rc sq_audit(struct sq_conn *c, const char *tenant,
   bind_text(st, 9, hash);
   rc = sq_step_done(c, st);
   sq_done(st);
+  if(!rc && c->cap) {
+    struct mdm_change t;
+    memset(&t, 0, sizeof(t));
+    t.kind = MDM_CHANGE_AUDIT;
+    t.at_ms = now_ms;
+    t.tenant_id = tenant;
+    t.seq = seq;
+    t.at = at;
+    t.actor = a->actor;
+    t.action = a->action;
+    t.target = a->target;
+    t.detail_json = detail;
+    t.hash = hash;
+    capture_audit(c, &t, a);
+  }
 out:
   free(detail);
   return rc;
@@ -1111,6 +1237,74 @@ static const char SQL_VERDICT_REASONS[] =
   " reasons = excluded.reasons, evaluated_at = excluded.evaluated_at,"
   " changed_at = CASE WHEN ?5 THEN excluded.changed_at ELSE changed_at END";
 
+/* ---- compliance changes for the change feed ---- */
+
+static const char SQL_CHANGE_PRIOR[] =
+  "SELECT s.compliance, c.reasons FROM device_status s"
+  " LEFT JOIN device_compliance c ON c.tenant_id = s.tenant_id"
+  " AND c.device_id = s.device_id"
+  " WHERE s.tenant_id = ?1 AND s.device_id = ?2";
+
+/* A device's stored verdict before a new one is written. */
+struct change_prior {
+  int has_verdict;            /* it had one (a device_compliance row) */
+  char *state, *reasons;
+};
+
+static void prior_read(struct sq_conn *c, const char *tenant,
+                       const char *device_id, struct change_prior *p)
+{
+  sqlite3_stmt *st = sq_stmt(c, SQL_CHANGE_PRIOR);
+  memset(p, 0, sizeof(*p));
+  if(!st)
+    return;
+  bind_text(st, 1, tenant);
+  bind_text(st, 2, device_id);
+  if(sqlite3_step(st) == SQLITE_ROW) {
+    p->has_verdict = col_text(st, 1) != NULL;
+    p->state = strdup(col_text(st, 0) ? col_text(st, 0) : "unknown");
+    p->reasons = col_text(st, 1) ? strdup(col_text(st, 1)) : NULL;
+  }
+  sq_done(st);
+}
+
+static void prior_release(struct change_prior *p)
+{
+  free(p->state);
+  free(p->reasons);
+}
+
+/* The verdict (state, reasons) just written for device_id, which was
+ * prev_state before (NULL: its first verdict), goes to the change feed.
+ * Nothing more is read here: a tenant re-evaluation writes 100,000 of
+ * these on the writer's thread. */
+static void capture_verdict(struct sq_conn *c, const char *tenant,
+                            const char *device_id, const char *prev_state,
+                            const char *state, const char *reasons,
+                            int64_t now_ms)
+{
+  struct mdm_change t;
+  memset(&t, 0, sizeof(t));
+  t.kind = MDM_CHANGE_COMPLIANCE;
+  t.at_ms = now_ms;
+  t.tenant_id = tenant;
+  t.device_id = device_id;
+  t.state = state;
+  t.prev_state = prev_state;
+  t.reasons_json = reasons ? reasons : "[]";
+  capture_add(c, &t);
+}
+
+/* Does the verdict (state, reasons) differ from what p says was stored? */
+static int prior_differs(const struct change_prior *p, const char *state,
+                         const char *reasons)
+{
+  if(!p->has_verdict || !p->state)
+    return 1;
+  return strcmp(p->state, state) ||
+         strcmp(p->reasons ? p->reasons : "[]", reasons ? reasons : "[]");
+}
+
 /* Store a verdict computed under generation gen, if gen is still current.
  * old_state is the device's state before.  *is_written says whether it was
  * stored, *is_changed whether the state changed (both may be NULL). */
@@ -1122,14 +1316,18 @@ static mdm_rc write_verdict(struct sq_conn *c, const char *tenant,
 {
   sqlite3_stmt *st = sq_stmt(c, SQL_VERDICT_STATUS);
   int is_diff = strcmp(old_state, state) != 0;
+  struct change_prior prior;
   mdm_rc rc;
 
+  memset(&prior, 0, sizeof(prior));
   if(is_changed)
     *is_changed = 0;
   if(is_written)
     *is_written = 0;
   if(!st)
     return MDM_ERR_STORE;
+  if(c->cap)
+    prior_read(c, tenant, device_id, &prior);
   bind_text(st, 1, tenant);
   bind_text(st, 2, device_id);
   bind_text(st, 3, state);
@@ -1138,10 +1336,12 @@ static mdm_rc write_verdict(struct sq_conn *c, const char *tenant,
   rc = sq_step_done(c, st);
   sq_done(st);
   if(rc || sqlite3_changes(c->db) != 1)
-    return rc;  /* a newer generation exists: its evaluation wins */
+    goto out;  /* a newer generation exists: its evaluation wins */
   st = sq_stmt(c, SQL_VERDICT_REASONS);
-  if(!st)
-    return MDM_ERR_STORE;
+  if(!st) {
+    rc = MDM_ERR_STORE;
+    goto out;
+  }
   bind_text(st, 1, tenant);
   bind_text(st, 2, device_id);
   bind_text(st, 3, reasons ? reasons : "[]");
@@ -1149,10 +1349,16 @@ static mdm_rc write_verdict(struct sq_conn *c, const char *tenant,
   sqlite3_bind_int(st, 5, is_diff);
   rc = sq_step_done(c, st);
   sq_done(st);
+  if(!rc && c->cap && prior_differs(&prior, state, reasons))
+    capture_verdict(c, tenant, device_id,
+                    prior.has_verdict ? prior.state : NULL, state, reasons,
+                    mdm_now_ms());
   if(!rc && is_changed)
     *is_changed = is_diff;
   if(!rc && is_written)
     *is_written = 1;
+out:
+  prior_release(&prior);
   return rc;
 }
 
@@ -1683,6 +1889,39 @@ static mdm_rc sq_device_eval_state(struct mdm_store *s, const char *tenant,
   return rc;
 }
 
+static const char SQL_DEVICE_UPN[] =
+  "SELECT upn FROM devices WHERE tenant_id = ?1 AND id = ?2";
+
+static mdm_rc sq_device_upn(struct mdm_store *s, const char *tenant,
+                            const char *device_id, char *upn, size_t n)
+{
+  struct sq_store *q = (struct sq_store *)s;
+  struct sq_conn *c = &q->upn_reader;
+  sqlite3_stmt *st = NULL;
+  mdm_rc rc = MDM_ERR_STORE;
+  int r;
+  upn[0] = '\0';
+  pthread_mutex_lock(&q->upn_lock);
+  if(!c->db && sq_conn_open(c, q->path, 0))
+    sq_conn_close(c);
+  if(c->db)
+    st = sq_stmt(c, SQL_DEVICE_UPN);
+  if(st) {
+    bind_text(st, 1, tenant);
+    bind_text(st, 2, device_id);
+    r = sqlite3_step(st);
+    if(r == SQLITE_ROW) {
+      mdm_strlcpy(upn, col_text(st, 0) ? col_text(st, 0) : "", n);
+      rc = MDM_OK;
+    }
+    else if(r == SQLITE_DONE)
+      rc = MDM_ERR_NOTFOUND;
+  }
+  sq_done(st);
+  pthread_mutex_unlock(&q->upn_lock);
+  return rc;
+}
+
 static mdm_rc sq_device_eval_scan(struct mdm_store *s, const char *tenant,
                                   const char *const *paths, size_t n_paths,
                                   mdm_eval_scan_fn fn, void *ctx)
@@ -1790,6 +2029,10 @@ static const char SQL_COMPLIANCE_SAME[] =
   " WHERE tenant_id = ?1 AND device_id = ?2 AND facts_hash = ?3"
   " AND state = 'active'";
 
+static mdm_rc put_one(struct sq_conn *c, struct compliance_args *x,
+                      const struct mdm_compliance_put *u,
+                      const struct change_prior *prior);
+
 /* A tenant re-evaluation's verdicts, a batch at a time.  The generation is
  * checked once per batch (writes are serialized, so it cannot move inside
  * one); a device whose facts changed since the scan is skipped (its
@@ -1816,40 +2059,71 @@ static mdm_rc job_compliance_put(struct sq_conn *c, struct sq_job *j)
   sq_done(st);
   for(i = 0; i < x->n; i++) {
     const struct mdm_compliance_put *u = &x->u[i];
+    struct change_prior prior;
     mdm_rc rc;
-    st = sq_stmt(c, u->is_same ? SQL_COMPLIANCE_SAME : SQL_COMPLIANCE_STATUS);
-    if(!st)
-      return MDM_ERR_STORE;
-    bind_text(st, 1, x->tenant);
-    bind_text(st, 2, u->device_id);
-    bind_text(st, 3, u->facts_hash);
-    if(u->is_same)
-      sqlite3_bind_int64(st, 4, x->gen);
-    else {
-      bind_text(st, 4, u->state);
-      sqlite3_bind_int64(st, 5, x->gen);
-      bind_text(st, 6, u->policy_etag);
-    }
-    rc = sq_step_done(c, st);
-    sq_done(st);
+    memset(&prior, 0, sizeof(prior));
+    /* The change feed needs the verdict before; a scan knows it. */
+    if(c->cap && !u->is_same && !u->has_prior)
+      prior_read(c, x->tenant, u->device_id, &prior);
+    rc = put_one(c, x, u, &prior);
+    prior_release(&prior);
     if(rc)
       return rc;
-    if(u->is_same || sqlite3_changes(c->db) != 1)
-      continue;
-    st = sq_stmt(c, SQL_VERDICT_REASONS);
-    if(!st)
-      return MDM_ERR_STORE;
-    bind_text(st, 1, x->tenant);
-    bind_text(st, 2, u->device_id);
-    bind_text(st, 3, u->reasons_json ? u->reasons_json : "[]");
-    sqlite3_bind_int64(st, 4, x->now);
-    sqlite3_bind_int(st, 5, u->is_state_changed);
-    rc = sq_step_done(c, st);
-    sq_done(st);
-    if(rc)
-      return rc;
-    x->n_changed += (size_t)u->is_state_changed;
   }
+  return MDM_OK;
+}
+
+/* One verdict of a compliance_put batch (the generation is checked). */
+static mdm_rc put_one(struct sq_conn *c, struct compliance_args *x,
+                      const struct mdm_compliance_put *u,
+                      const struct change_prior *prior)
+{
+  sqlite3_stmt *st;
+  mdm_rc rc;
+
+  st = sq_stmt(c, u->is_same ? SQL_COMPLIANCE_SAME : SQL_COMPLIANCE_STATUS);
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, u->device_id);
+  bind_text(st, 3, u->facts_hash);
+  if(u->is_same)
+    sqlite3_bind_int64(st, 4, x->gen);
+  else {
+    bind_text(st, 4, u->state);
+    sqlite3_bind_int64(st, 5, x->gen);
+    bind_text(st, 6, u->policy_etag);
+  }
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(rc)
+    return rc;
+  if(u->is_same || sqlite3_changes(c->db) != 1)
+    return MDM_OK;
+  st = sq_stmt(c, SQL_VERDICT_REASONS);
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, u->device_id);
+  bind_text(st, 3, u->reasons_json ? u->reasons_json : "[]");
+  sqlite3_bind_int64(st, 4, x->now);
+  sqlite3_bind_int(st, 5, u->is_state_changed);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(rc)
+    return rc;
+  x->n_changed += (size_t)u->is_state_changed;
+  if(!c->cap)
+    return MDM_OK;
+  if(u->has_prior) {
+    if(u->is_state_changed || u->is_reasons_changed)
+      capture_verdict(c, x->tenant, u->device_id, u->prior_state, u->state,
+                      u->reasons_json, mdm_now_ms());
+  }
+  else if(prior_differs(prior, u->state, u->reasons_json))
+    capture_verdict(c, x->tenant, u->device_id,
+                    prior->has_verdict ? prior->state : NULL, u->state,
+                    u->reasons_json, mdm_now_ms());
   return MDM_OK;
 }
 
@@ -3287,6 +3561,121 @@ out:
   return rc;
 }
 
+/* ---- reports and audit checkpoints ------------------------------------ */
+
+static const char SQL_REPORT_DEVICES[] =
+  "SELECT d.id, d.serial, d.hostname, d.upn, d.platform, d.os_name,"
+  " d.os_version, s.compliance, c.reasons, s.last_seen, d.enrolled_at,"
+  " d.facts_updated_at, c.changed_at"
+  " FROM devices d JOIN device_status s"
+  " ON s.tenant_id = d.tenant_id AND s.device_id = d.id"
+  " LEFT JOIN device_compliance c"
+  " ON c.tenant_id = d.tenant_id AND c.device_id = d.id"
+  " WHERE d.tenant_id = ?1 AND s.state = 'active' ORDER BY d.id";
+
+static int64_t col_time(sqlite3_stmt *st, int i)
+{
+  return sqlite3_column_type(st, i) == SQLITE_NULL
+           ? -1 : sqlite3_column_int64(st, i);
+}
+
+/* One statement, so one read transaction: the report is a snapshot. */
+static mdm_rc sq_device_report_scan(struct mdm_store *s, const char *tenant,
+                                    mdm_report_scan_fn fn, void *ctx)
+{
+  struct sq_store *q = (struct sq_store *)s;
+  int slot, r;
+  struct sq_conn *c = sq_reader_get(q, &slot);
+  sqlite3_stmt *st = sq_stmt(c, SQL_REPORT_DEVICES);
+  mdm_rc rc = MDM_OK;
+
+  if(!st) {
+    rc = MDM_ERR_STORE;
+    goto out;
+  }
+  bind_text(st, 1, tenant);
+  while((r = sqlite3_step(st)) == SQLITE_ROW) {
+    struct mdm_report_device d;
+    d.id = col_text(st, 0);
+    d.serial = col_text(st, 1);
+    d.hostname = col_text(st, 2);
+    d.upn = col_text(st, 3);
+    d.platform = col_text(st, 4);
+    d.os_name = col_text(st, 5);
+    d.os_version = col_text(st, 6);
+    d.compliance = col_text(st, 7) ? col_text(st, 7) : "unknown";
+    d.reasons_json = col_text(st, 8) ? col_text(st, 8) : "[]";
+    d.last_seen = col_time(st, 9);
+    d.enrolled_at = col_time(st, 10);
+    d.facts_updated_at = col_time(st, 11);
+    d.compliance_changed_at = col_time(st, 12);
+    if(!d.id)
+      continue;
+    rc = fn(ctx, &d);
+    if(rc)
+      goto out;
+  }
+  if(r != SQLITE_DONE)
+    rc = MDM_ERR_STORE;
+out:
+  sq_done(st);
+  sq_reader_put(q, slot);
+  return rc;
+}
+
+static mdm_rc sq_audit_head(struct mdm_store *s, const char *tenant,
+                            int64_t at_seq, struct mdm_audit_head *out)
+{
+  struct sq_store *q = (struct sq_store *)s;
+  int slot, r;
+  struct sq_conn *c = sq_reader_get(q, &slot);
+  sqlite3_stmt *st = sq_stmt(c, SQL_AUDIT_ALL);
+  char calc[65] = "";
+  int64_t expect = 1;
+  mdm_rc rc = MDM_OK;
+
+  memset(out, 0, sizeof(*out));
+  out->ok = 1;
+  if(!st) {
+    rc = MDM_ERR_STORE;
+    goto out;
+  }
+  bind_text(st, 1, tenant);
+  while((r = sqlite3_step(st)) == SQLITE_ROW) {
+    int64_t seq = sqlite3_column_int64(st, 0);
+    const char *ph = col_text(st, 6), *h = col_text(st, 7);
+    char prev[65];
+
+    memcpy(prev, calc, sizeof(prev));
+    rc = mdm_audit_hash(prev, seq, col_text(st, 1), col_text(st, 2),
+                        col_text(st, 3), col_text(st, 4), col_text(st, 5),
+                        calc);
+    if(rc)
+      goto out;
+    out->records++;
+    /* Until the first bad record the stored hashes are the recomputed
+     * ones, so this is audit_verify's test. */
+    if(out->ok && (seq != expect || !ph || strcmp(ph, prev) || !h ||
+                   strcmp(h, calc))) {
+      out->ok = 0;
+      out->first_bad = seq;
+    }
+    expect = seq + 1;
+    out->head_seq = seq;
+    if(at_seq > 0 && seq == at_seq) {
+      out->has_at = 1;
+      memcpy(out->at_hash, calc, sizeof(out->at_hash));
+    }
+  }
+  if(r != SQLITE_DONE)
+    rc = MDM_ERR_STORE;
+  memcpy(out->head_hash, calc, sizeof(out->head_hash));
+out:
+  sq_done(st);
+  sq_reader_put(q, slot);
+  return rc;
+}
+
 /* ---- open, migrate, close --------------------------------------------- */
 
 static mdm_rc sq_ping(struct mdm_store *s)
@@ -3374,6 +3763,11 @@ static void sq_close(struct mdm_store *s)
       sq_conn_close(&q->readers[i]);
   if(q->writer.db)
     sq_conn_close(&q->writer);
+  mdm_change_set_free(q->capture.set);
+  mdm_change_home_free(q->capture.home);
+  if(q->upn_reader.db)
+    sq_conn_close(&q->upn_reader);
+  pthread_mutex_destroy(&q->upn_lock);
   pthread_mutex_destroy(&q->qlock);
   pthread_cond_destroy(&q->qcond);
   pthread_cond_destroy(&q->ckpt_cond);
@@ -3381,6 +3775,75 @@ static void sq_close(struct mdm_store *s)
   pthread_cond_destroy(&q->rcond);
   free(q->path);
   free(q);
+}
+
+/* ---- metrics ------------------------------------------------------------ */
+
+static const char SQL_METRICS_DEVICES[] =
+  "SELECT t.name, t.region, coalesce(d.platform, 'unknown'), s.compliance,"
+  " count(*) FROM device_status s"
+  " JOIN devices d ON d.tenant_id = s.tenant_id AND d.id = s.device_id"
+  " JOIN tenants t ON t.id = s.tenant_id"
+  " WHERE s.state = 'active'"
+  " GROUP BY s.tenant_id, d.platform, s.compliance ORDER BY 1, 3, 4";
+static const char SQL_METRICS_COMMANDS[] =
+  "SELECT t.name, c.type, c.status, count(*) FROM commands c"
+  " JOIN tenants t ON t.id = c.tenant_id"
+  " GROUP BY c.tenant_id, c.type, c.status ORDER BY 1, 2, 3";
+static const char SQL_METRICS_LABEL[] =
+  "SELECT t.name, coalesce(CAST(json_extract(d.labels, ?1) AS TEXT), ''),"
+  " s.compliance, count(*) FROM device_status s"
+  " JOIN devices d ON d.tenant_id = s.tenant_id AND d.id = s.device_id"
+  " JOIN tenants t ON t.id = s.tenant_id"
+  " WHERE s.state = 'active'"
+  " GROUP BY s.tenant_id, 2, s.compliance ORDER BY 1, 4 DESC, 2, 3";
+
+static json_t *metrics_row5(sqlite3_stmt *st)
+{
+  return json_pack("[s, s, s, s, I]", col_text(st, 0) ? col_text(st, 0) : "",
+                   col_text(st, 1) ? col_text(st, 1) : "",
+                   col_text(st, 2) ? col_text(st, 2) : "",
+                   col_text(st, 3) ? col_text(st, 3) : "",
+                   (json_int_t)sqlite3_column_int64(st, 4));
+}
+
+static json_t *metrics_row4(sqlite3_stmt *st)
+{
+  return json_pack("[s, s, s, I]", col_text(st, 0) ? col_text(st, 0) : "",
+                   col_text(st, 1) ? col_text(st, 1) : "",
+                   col_text(st, 2) ? col_text(st, 2) : "",
+                   (json_int_t)sqlite3_column_int64(st, 3));
+}
+
+static mdm_rc sq_metrics_scan(struct mdm_store *s, json_t **devices,
+                              json_t **commands)
+{
+  struct sq_store *q = (struct sq_store *)s;
+  mdm_rc rc = sq_read_rows(q, SQL_METRICS_DEVICES, NULL, NULL, metrics_row5,
+                           devices);
+  if(rc)
+    return rc;
+  rc = sq_read_rows(q, SQL_METRICS_COMMANDS, NULL, NULL, metrics_row4,
+                    commands);
+  if(rc) {
+    json_decref(*devices);
+    *devices = NULL;
+  }
+  return rc;
+}
+
+static mdm_rc sq_metrics_label_scan(struct mdm_store *s, const char *key,
+                                    json_t **out)
+{
+  char path[300];
+  size_t i;
+  /* A JSON path member, quoted; keys with '"' or '\\' are not asked. */
+  if(!key || !*key || strlen(key) > 250 || strpbrk(key, "\"\\"))
+    return MDM_ERR_INVAL;
+  i = (size_t)snprintf(path, sizeof(path), "$.\"%s\"", key);
+  (void)i;
+  return sq_read_rows((struct sq_store *)s, SQL_METRICS_LABEL, path, NULL,
+                      metrics_row4, out);
 }
 
 static const struct mdm_store_ops sqlite_ops = {
@@ -3406,6 +3869,7 @@ static const struct mdm_store_ops sqlite_ops = {
   .device_list = sq_device_list,
   .device_patch = sq_device_patch,
   .device_eval_state = sq_device_eval_state,
+  .device_upn = sq_device_upn,
   .device_eval_scan = sq_device_eval_scan,
   .compliance_put = sq_compliance_put,
   .policy_gen = sq_policy_gen,
@@ -3423,6 +3887,10 @@ static const struct mdm_store_ops sqlite_ops = {
   .device_retire = sq_device_retire,
   .audit_list = sq_audit_list,
   .audit_verify = sq_audit_verify,
+  .device_report_scan = sq_device_report_scan,
+  .audit_head = sq_audit_head,
+  .metrics_scan = sq_metrics_scan,
+  .metrics_label_scan = sq_metrics_label_scan,
 };
 
 mdm_rc mdm_store_sqlite_open(const char *path, struct mdm_store **out)
@@ -3439,6 +3907,7 @@ mdm_rc mdm_store_sqlite_open(const char *path, struct mdm_store **out)
   pthread_cond_init(&q->ckpt_cond, NULL);
   pthread_mutex_init(&q->rlock, NULL);
   pthread_cond_init(&q->rcond, NULL);
+  pthread_mutex_init(&q->upn_lock, NULL);
   q->path = strdup(path);
   if(!q->path) {
     rc = MDM_ERR_NOMEM;

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from mdmtest import chain
 from mdmtest import HTTP_TIMEOUT, http_request, make_facts, parse_time, wait_for
 
 N_AGENTS = 200
@@ -116,7 +117,7 @@ def test_kill9_while_agents_check_in(server, with_checkin):
                      (et["id"],)) == n_dev
     st, _, v = server.api("GET", "/v1/audit/verify")
     assert st == 200
-    assert v == {"ok": True, "records": 2 + n_dev, "first_bad": None}
+    assert chain(v) == {"ok": True, "records": 2 + n_dev, "first_bad": None}
 
     # The acknowledged devices' tokens still work after the restart.
     for dev_id, tok in list(enrolled.items())[:50]:

@@ -2,6 +2,7 @@
 10-use token make exactly 10 devices (docs/api.md: 409 when used up)."""
 import threading
 
+from mdmtest import chain
 from mdmtest import HTTP_TIMEOUT, http_request, make_facts
 
 
@@ -57,7 +58,7 @@ def test_fifty_clients_race_for_ten_uses(server):
     assert sorted(t for (t,) in server.q(
         "SELECT target FROM audit WHERE action = 'device.enroll'")) == won
     st, _, v = server.api("GET", "/v1/audit/verify")
-    assert v == {"ok": True, "records": 12, "first_bad": None}
+    assert chain(v) == {"ok": True, "records": 12, "first_bad": None}
 
 
 def _run_all(fns):
@@ -129,4 +130,4 @@ def test_audit_chain_intact_under_concurrent_writes(server):
     seqs = [s for (s,) in server.q("SELECT seq FROM audit ORDER BY seq")]
     assert seqs == list(range(1, base + 41))
     st, _, v = server.api("GET", "/v1/audit/verify")
-    assert v == {"ok": True, "records": base + 40, "first_bad": None}
+    assert chain(v) == {"ok": True, "records": base + 40, "first_bad": None}
