@@ -54,7 +54,8 @@ static const struct mdm_store_ops fake_ops = {
 };
 
 static const char REASONS[] =
-  "[{\"actual\":false,\"expected\":true,\"fact\":\"encryption.root_encrypted\","
+  "[{\"actual\":false,\"expected\":true,"
+  "\"fact\":\"encryption.root_encrypted\","
   "\"message\":\"encryption.root_encrypted is false, expected true\","
   "\"op\":\"is_true\",\"policy\":\"baseline\",\"rule\":\"disk\","
   "\"state\":\"noncompliant\"},{\"actual\":\"11\",\"expected\":\"12\","
@@ -70,7 +71,8 @@ static double now_s(void)
 static void usage(void)
 {
   fputs("usage: mdm-events-bench [--events N] [--dir DIR] [--set N]\n"
-        "                        [--no-file] [--hec URL --hec-token-file FILE]\n"
+        "                        [--no-file]\n"
+        "                        [--hec URL --hec-token-file FILE]\n"
         "                        [--syslog URL] [-o text|json]\n", stderr);
   exit(2);
 }
@@ -176,7 +178,8 @@ int main(int argc, char **argv)
         t.action = "command.send";
         t.target = cmd;
         t.command_type = "lock";
-        t.hash = "0000000000000000000000000000000000000000000000000000000000000000";
+        t.hash = "00000000000000000000000000000000"
+                 "00000000000000000000000000000000";
         made += 1;
       }
       if(mdm_change_set_add(set, &t))

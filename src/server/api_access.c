@@ -23,6 +23,7 @@
 #include "core/util.h"
 #include "policy/access.h"
 #include "server/api.h"
+#include "server/events.h"
 #include "server/metrics.h"
 #include "server/policyset.h"
 
@@ -297,6 +298,16 @@ mdm_rc mdm_api_access_check(struct mdm_req *r)
                                JSON_COMPACT);
     mdm_info("access %s: device %s, application %s: %s", decision,
              r->who.id, app ? app : "(unknown)", reasons ? reasons : "");
+    {
+      /* The SIEM's access.denied event (docs/events.md). */
+      json_t *detail = json_pack("{s:s?, s:s, s:O, s:O}", "application", app,
+                                 "decision", decision, "reasons",
+                                 json_object_get(out, "reasons"), "policies",
+                                 json_object_get(out, "policies"));
+      mdm_events_access_denied(r->srv->events, r->who.tenant_id, r->who.id,
+                               upn, detail);
+      json_decref(detail);
+    }
     rc = mdm_req_fail(r, MDM_ERR_FORBIDDEN, "%s: %s", decision,
                       reasons ? reasons : "");
     free(reasons);

@@ -46,7 +46,7 @@
 #define UPN_CACHE_MAX (1 << 20)
 #define DROP_LOG_MS 10000
 
-/* ---- settings ------------------------------------------------------------ */
+/* ---- settings ----------------------------------------------------------- */
 
 void mdm_events_config_defaults(struct mdm_events_config *c)
 {
@@ -207,7 +207,7 @@ int mdm_events_config_set(struct mdm_events_config *c, const char *key,
   return -2;
 }
 
-/* ---- the sinks' queue ------------------------------------------------------ */
+/* ---- the sinks' queue --------------------------------------------------- */
 
 int64_t mdm_ev_mono_ms(void)
 {
@@ -382,7 +382,7 @@ void mdm_sink_request_stop(struct mdm_sink *s, int64_t deadline_ms)
   pthread_mutex_unlock(&s->lock);
 }
 
-/* ---- the stream ------------------------------------------------------------ */
+/* ---- the stream --------------------------------------------------------- */
 
 /* The store's writer hands sets over without a lock: a thread of lower
  * priority holding a lock the writer needs could stall every write. */

@@ -34,7 +34,7 @@
 
 /* What mdmd's flags say (docs/man/mdmd.8); "" / 0 where not given. */
 struct mdm_events_config {
-  long long queue_max;           /* events waiting per stage (default 100000) */
+  long long queue_max;           /* events waiting per sink (100000) */
   /* JSON-lines file */
   char file[1024];               /* "" = no file sink */
   long long file_max_size;       /* bytes before rotation (default 100 MiB) */

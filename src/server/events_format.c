@@ -128,7 +128,7 @@ const char *mdm_ev_setting_name(const char *fact, const char *rule)
   return rule && *rule ? rule : fact;
 }
 
-/* ---- ids ----------------------------------------------------------------- */
+/* ---- ids ---------------------------------------------------------------- */
 
 static uint64_t splitmix64(uint64_t *x)
 {
@@ -186,7 +186,7 @@ void mdm_ev_id_next(struct mdm_ev_ids *ids, char out[37])
            (unsigned long long)(lo & 0xffffffffffffULL));
 }
 
-/* ---- JSON ------------------------------------------------------------------ */
+/* ---- JSON --------------------------------------------------------------- */
 
 /* Length of the valid UTF-8 sequence at p (1..4), or 0 if invalid. */
 static size_t utf8_len(const unsigned char *p)
@@ -596,7 +596,8 @@ static mdm_rc from_audit(const struct mdm_change *ch, const char *tenant_name,
     rc = put_str(b, "target", ch->target);
   if(!rc) {
     char num[48];
-    int k = snprintf(num, sizeof(num), ",\"auditSeq\":%lld", (long long)ch->seq);
+    int k = snprintf(num, sizeof(num), ",\"auditSeq\":%lld",
+                     (long long)ch->seq);
     rc = mdm_buf_append(b, num, (size_t)k);
   }
   if(!rc)
@@ -797,7 +798,7 @@ mdm_rc mdm_syslog_frame(struct mdm_buf *b, int facility,
   return rc;
 }
 
-/* ---- Splunk HEC ---------------------------------------------------------- */
+/* ---- Splunk HEC --------------------------------------------------------- */
 
 mdm_rc mdm_hec_envelope(struct mdm_buf *b, const struct mdm_hec_meta *m,
                         const struct mdm_event *e)
@@ -818,7 +819,8 @@ mdm_rc mdm_hec_envelope(struct mdm_buf *b, const struct mdm_hec_meta *m,
   default:
     st = "mdm:audit";
   }
-  rc = mdm_buf_printf(b, "{\"time\":%lld.%03lld", (long long)(e->time_ms / 1000),
+  rc = mdm_buf_printf(b, "{\"time\":%lld.%03lld",
+                      (long long)(e->time_ms / 1000),
                       (long long)(e->time_ms % 1000));
   if(!rc)
     rc = put_str(b, "host", m->host);

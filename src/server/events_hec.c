@@ -92,7 +92,7 @@ struct hec_sink {
   size_t answer_len;
 };
 
-/* ---- the spool ------------------------------------------------------------ */
+/* ---- the spool ---------------------------------------------------------- */
 
 static void seg_path(const struct hec_sink *h, uint64_t seq, char *out,
                      size_t n)
@@ -357,7 +357,7 @@ static mdm_rc spool_open(struct hec_sink *h)
   return MDM_OK;
 }
 
-/* ---- sending ---------------------------------------------------------------- */
+/* ---- sending ------------------------------------------------------------ */
 
 static size_t on_answer(char *p, size_t size, size_t n, void *ctx)
 {
@@ -634,7 +634,7 @@ static void *sender_main(void *arg)
   return NULL;
 }
 
-/* ---- the sink --------------------------------------------------------------- */
+/* ---- the sink ----------------------------------------------------------- */
 
 static mdm_rc hec_start(struct mdm_sink *s)
 {

@@ -194,8 +194,9 @@ void mdm_ev_writeback(int fd, long long *synced_to, long long end);
  * then drop and count) rather than slowing those.  The store's writer
  * and the request threads never wait for a lock of theirs (changes come
  * through a lock-free inbox), so a preempted event thread cannot hold
- * them up; the dispatcher only shares the store's reader pool, for one
- * indexed read per device it has not seen.  Call at the start of each event
+ * them up.  (The user principal names the dispatcher reads come through
+ * a store connection of their own; only a tenant's name, read once, uses
+ * the shared readers.)  Call at the start of each event
  * thread, with the thread's name (as top -H and ps -L show it). */
 #define MDM_EV_NICE 19
 void mdm_ev_thread_background(const char *name /* at most 15 bytes */);

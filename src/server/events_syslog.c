@@ -361,6 +361,7 @@ mdm_rc mdm_sink_syslog_new(const struct mdm_events_config *cfg,
 {
   struct syslog_sink *s = calloc(1, sizeof(*s));
   mdm_rc rc;
+  int ok;
   *out = NULL;
   if(!s)
     return MDM_ERR_NOMEM;
@@ -402,9 +403,10 @@ mdm_rc mdm_sink_syslog_new(const struct mdm_events_config *cfg,
     SSL_CTX_set_verify(s->ctx, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_mode(s->ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                                SSL_MODE_ENABLE_PARTIAL_WRITE);
-    if(cfg->syslog_ca_file[0]
-         ? SSL_CTX_load_verify_locations(s->ctx, cfg->syslog_ca_file, NULL) != 1
-         : SSL_CTX_set_default_verify_paths(s->ctx) != 1) {
+    ok = cfg->syslog_ca_file[0]
+           ? SSL_CTX_load_verify_locations(s->ctx, cfg->syslog_ca_file, NULL)
+           : SSL_CTX_set_default_verify_paths(s->ctx);
+    if(ok != 1) {
       fprintf(stderr, "mdmd: cannot read the CA certificates in '%s'\n",
               cfg->syslog_ca_file[0] ? cfg->syslog_ca_file
                                      : "the system store");

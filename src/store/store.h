@@ -360,7 +360,8 @@ struct mdm_store_ops {
                               const char *device_id,
                               struct mdm_eval_state *out, json_t **labels);
   /* The device's user_principal_name into upn[n] ("" when it has none),
-   * for the event stream.  MDM_ERR_NOTFOUND: no such device. */
+   * for the event stream, on a connection of its own (never one a request
+   * waits for).  MDM_ERR_NOTFOUND: no such device. */
   mdm_rc (*device_upn)(struct mdm_store *s, const char *tenant,
                        const char *device_id, char *upn, size_t n);
   mdm_rc (*device_eval_scan)(struct mdm_store *s, const char *tenant,

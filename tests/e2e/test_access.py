@@ -216,3 +216,36 @@ def test_mdmctl_access_evaluate(setup, tmp_path):
     assert p.stderr.strip() == "mdmctl: %s: expected a JSON object" % bad
     p = mdmtest.run([mdmtest.MDMCTL, "access", "evaluate"], env=env)
     assert p.returncode == 2
+
+
+def test_denial_is_an_event(server_factory, tmp_path):
+    """A denied check becomes one access.denied event for the SIEM."""
+    events = tmp_path / "events.jsonl"
+    srv = server_factory(args=["--events-file", str(events)], name="ev")
+    r = srv.api("PUT", "/v1/policies/CompliancePolicy/baseline", COMPLIANCE)
+    assert r.status == 201, r.raw
+    r = srv.api("PUT", "/v1/policies/ConditionalAccessPolicy/"
+                "require-compliant", ca_doc())
+    assert r.status == 201, r.raw
+    bad = srv.enroll(srv.create_etoken()["token"], make_facts(2, os={
+        "name": "Debian GNU/Linux", "version": "10", "build": None,
+        "kernel": "4.19.0"}))
+    r = check(srv, bad["device_token"], mfa="true", application="crm",
+              upn="bob@corp.example")
+    assert r.status == 403
+
+    def denied():
+        if not events.exists():
+            return None
+        for line in events.read_text().splitlines():
+            e = json.loads(line)
+            if e.get("type") == "access.denied":
+                return e
+        return None
+    e = mdmtest.wait_for(denied, what="the access.denied event")
+    assert e["deviceId"] == bad["device_id"]
+    assert e["userPrincipalName"] == "bob@corp.example"
+    assert e["decision"] == "block"
+    assert e["application"] == "crm"
+    assert e["reasons"] == ["policy require-compliant: the device is "
+                            "noncompliant"]

@@ -52,7 +52,7 @@ static void test_setting_names(void **state)
   assert_string_equal(mdm_ev_setting_name("encryptionx", "e"), "e");
 }
 
-/* ---- JSON strings --------------------------------------------------------- */
+/* ---- JSON strings ------------------------------------------------------- */
 
 static char *json_of(const char *s)
 {
@@ -103,7 +103,7 @@ static void test_json_str_bounded(void **state)
   mdm_buf_release(&b);
 }
 
-/* ---- ids ---------------------------------------------------------------------- */
+/* ---- ids ---------------------------------------------------------------- */
 
 static void test_ids(void **state)
 {
@@ -132,7 +132,7 @@ static void test_ids(void **state)
   mdm_ev_ids_release(&ids);
 }
 
-/* ---- events from changes --------------------------------------------------- */
+/* ---- events from changes ------------------------------------------------ */
 
 static json_t *parse_event(const struct mdm_event *e)
 {
@@ -405,7 +405,7 @@ static void test_access_event(void **state)
   mdm_ev_ids_release(&ids);
 }
 
-/* ---- syslog ---------------------------------------------------------------- */
+/* ---- syslog ------------------------------------------------------------- */
 
 static struct mdm_event *test_event(const char *json, const char *type,
                                     const char *setting)
@@ -453,7 +453,8 @@ static void test_syslog_frame(void **state)
   /* MSGID at most 32 characters; no hostname: the NILVALUE */
   e = test_event("{}", "audit.enrollment_token.create.something.long", NULL);
   assert_int_equal(mdm_syslog_frame(&b, 10, "", "mdmd", 1, e), MDM_OK);
-  assert_non_null(strstr(b.data, " - mdmd 1 audit.enrollment_token.create.so "));
+  assert_non_null(strstr(b.data,
+                         " - mdmd 1 audit.enrollment_token.create.so "));
   assert_null(strstr(b.data, "setting="));
   assert_non_null(strstr(b.data, "<84>1 "));  /* authpriv.warning */
   mdm_buf_release(&b);
@@ -472,7 +473,7 @@ static void test_syslog_facility(void **state)
   assert_int_equal(mdm_syslog_facility(""), -1);
 }
 
-/* ---- HEC -------------------------------------------------------------------- */
+/* ---- HEC ---------------------------------------------------------------- */
 
 static void test_hec_envelope(void **state)
 {
@@ -527,7 +528,7 @@ static void test_hec_batch(void **state)
   assert_int_equal(mdm_hec_batch_len("", 0, 100, 1000, &n), 0);
 }
 
-/* ---- settings ----------------------------------------------------------------- */
+/* ---- settings ----------------------------------------------------------- */
 
 static void test_config(void **state)
 {

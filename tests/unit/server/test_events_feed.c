@@ -78,7 +78,7 @@ static void test_set_mark_truncate(void **state)
   free(big);
 }
 
-/* ---- the feed of a real SQLite store ------------------------------------- */
+/* ---- the feed of a real SQLite store ------------------------------------ */
 
 #define MAX_SEEN 64
 
