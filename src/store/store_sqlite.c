@@ -3082,13 +3082,14 @@ out:
 }
 
 static const char SQL_COMMAND_STATE[] =
-  "SELECT device_id, type, status FROM commands"
+  "SELECT device_id, type, status, expires_at FROM commands"
   " WHERE tenant_id = ?1 AND id = ?2";
 
 /* A command's device, type and status (on c). */
-static mdm_rc command_state_on(struct sq_conn *c, const char *tenant,
+static mdm_rc command_state_at(struct sq_conn *c, const char *tenant,
                                const char *id, char device_id[40],
-                               char type[32], char status[16])
+                               char type[32], char status[16],
+                               int64_t *expires_at)
 {
   sqlite3_stmt *st = sq_stmt(c, SQL_COMMAND_STATE);
   mdm_rc rc = MDM_ERR_NOTFOUND;
@@ -3102,12 +3103,21 @@ static mdm_rc command_state_on(struct sq_conn *c, const char *tenant,
     mdm_strlcpy(device_id, col_text(st, 0) ? col_text(st, 0) : "", 40);
     mdm_strlcpy(type, col_text(st, 1) ? col_text(st, 1) : "", 32);
     mdm_strlcpy(status, col_text(st, 2) ? col_text(st, 2) : "", 16);
+    if(expires_at)
+      *expires_at = sqlite3_column_int64(st, 3);
     rc = MDM_OK;
   }
   else if(r != SQLITE_DONE)
     rc = MDM_ERR_STORE;
   sq_done(st);
   return rc;
+}
+
+static mdm_rc command_state_on(struct sq_conn *c, const char *tenant,
+                               const char *id, char device_id[40],
+                               char type[32], char status[16])
+{
+  return command_state_at(c, tenant, id, device_id, type, status, NULL);
 }
 
 struct command_op_args {
@@ -3295,6 +3305,7 @@ static mdm_rc job_command_result(struct sq_conn *c, struct sq_job *j)
 {
   struct command_op_args *x = j->arg;
   char device_id[40], type[32], status[16], state[16], actor[48];
+  int64_t expires_at = 0;
   int is_final = strcmp(x->status, "acknowledged") != 0;
   struct mdm_audit_in a;
   sqlite3_stmt *st;
@@ -3303,13 +3314,20 @@ static mdm_rc job_command_result(struct sq_conn *c, struct sq_job *j)
   if(rc == MDM_ERR_NOTFOUND || (!rc && strcmp(state, "active")))
     return MDM_ERR_AUTH;
   if(!rc)
-    rc = command_state_on(c, x->tenant, x->id, device_id, type, status);
+    rc = command_state_at(c, x->tenant, x->id, device_id, type, status,
+                          &expires_at);
   if(!rc && strcmp(device_id, x->device_id))
     rc = MDM_ERR_NOTFOUND;  /* another device's: it does not exist here */
-  if(!rc)
+  /* Expiry is applied by whatever touches the device's commands; a result
+   * only needs it when this command is overdue (then the whole device's
+   * overdue commands expire, as a fetch would do). */
+  if(!rc && expires_at <= x->now &&
+     (!strcmp(status, "queued") || !strcmp(status, "sent") ||
+      !strcmp(status, "acknowledged"))) {
     rc = expire_due(c, x->tenant, x->device_id, x->now);
-  if(!rc)
-    rc = command_state_on(c, x->tenant, x->id, device_id, type, status);
+    if(!rc)
+      rc = command_state_on(c, x->tenant, x->id, device_id, type, status);
+  }
   if(rc)
     return rc;
   if(!strcmp(status, "expired") || !strcmp(status, "canceled")) {
