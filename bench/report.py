@@ -232,7 +232,7 @@ if cpoll:
     a(f"| {DEVICES:,} devices, polling only (no MQTT): every device acknowledges a bulk lock within "
       f"two check-in intervals (2 × {POLL_INTERVAL:.0f} s) | {cpoll['commands_created']:,} commands created "
       f"(bulk POST answered in {cpoll['bulk_post_ms']:,.0f} ms); {cpoll['acknowledged']:,} acknowledged, "
-      f"**{never:,} never arrived**; from the bulk POST's answer to each acknowledgement: "
+      f"**{never:,} never arrived**; from the bulk POST's call to each acknowledgement: "
       f"p50 **{l['p50_ms'] / 1000:.1f} s**, p99 **{l['p99_ms'] / 1000:.1f} s**, max **{l['max_ms'] / 1000:.1f} s** "
       f"| {yes(reached)} |")
 else:
