@@ -10,7 +10,7 @@ import time
 import pytest
 
 from mdmtest import chain
-from mdmtest import HTTP_TIMEOUT, http_request, make_facts, parse_time, wait_for
+from mdmtest import HTTP_TIMEOUT, http_request, make_facts, parse_time
 
 N_AGENTS = 200
 N_THREADS = 32
@@ -56,6 +56,12 @@ def test_kill9_while_agents_check_in(server, with_checkin):
             dev_id, dev_tok = r.body["device_id"], r.body["device_token"]
             with lock:
                 enrolled[dev_id] = dev_tok
+                is_half = len(enrolled) == N_AGENTS // 2
+            if is_half:
+                # Mid-way, from the agent that got there: the other agents
+                # have requests in flight (a watcher thread may not get the
+                # GIL before they all finish).
+                kill()
             if not with_checkin:
                 continue
             facts["hostname"] = "checked-in-%d" % i
@@ -66,14 +72,16 @@ def test_kill9_while_agents_check_in(server, with_checkin):
                 with lock:
                     checked_in[dev_id] = sent
 
+    killed = threading.Event()
+
+    def kill():
+        server.kill9()
+        killed.set()
+
     threads = [threading.Thread(target=agent) for _ in range(N_THREADS)]
     for t in threads:
         t.start()
-    # Mid-way: once about half the agents are in.
-    wait_for(lambda: len(enrolled) >= N_AGENTS // 2 or
-             not any(t.is_alive() for t in threads),
-             timeout=120, interval=0.002, what="half the enrollments")
-    server.kill9()
+    assert killed.wait(timeout=120), "half the enrollments never came"
     for t in threads:
         t.join(timeout=HTTP_TIMEOUT * 4)
         assert not t.is_alive()
