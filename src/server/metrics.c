@@ -220,7 +220,51 @@ static mdm_rc render_http(struct mdm_buf *b)
 
 #define LABEL_VALUES_MAX 100   /* per key and tenant; the rest is "other" */
 
-/* mdm_device_compliance_by_label for each key of --metrics-label-keys. */
+/* One mdm_device_compliance_by_label sample. */
+static mdm_rc by_label_line(struct mdm_buf *b, const char *tenant,
+                            const char *key, const char *value,
+                            const char *state, json_int_t n)
+{
+  mdm_rc rc = mdm_buf_puts(b, "mdm_device_compliance_by_label{tenant=\"");
+  if(!rc)
+    rc = put_label(b, tenant);
+  if(!rc)
+    rc = mdm_buf_puts(b, "\",label=\"");
+  if(!rc)
+    rc = put_label(b, key);
+  if(!rc)
+    rc = mdm_buf_puts(b, "\",value=\"");
+  if(!rc)
+    rc = put_label(b, value);
+  if(!rc)
+    rc = mdm_buf_puts(b, "\",compliance_state=\"");
+  if(!rc)
+    rc = put_label(b, state);
+  if(!rc)
+    rc = mdm_buf_printf(b, "\"} %" JSON_INTEGER_FORMAT "\n", n);
+  return rc;
+}
+
+/* The "other" samples of tenant ({state: count}), then forget them. */
+static mdm_rc by_label_other(struct mdm_buf *b, const char *tenant,
+                             const char *key, json_t *other)
+{
+  const char *state;
+  json_t *v;
+  mdm_rc rc = MDM_OK;
+  json_object_foreach(other, state, v) {
+    if(!rc)
+      rc = by_label_line(b, tenant, key, "other", state,
+                         json_integer_value(v));
+  }
+  json_object_clear(other);
+  return rc;
+}
+
+/* mdm_device_compliance_by_label for each key of --metrics-label-keys.
+ * Rows come by tenant, largest counts first: the first LABEL_VALUES_MAX
+ * values of a tenant are named, later ones summed into "other" (per
+ * compliance state). */
 static mdm_rc render_labels(struct mdm_server *srv, struct mdm_buf *b)
 {
   char keys[sizeof(srv->cfg.metrics_label_keys)], *save = NULL, *key;
@@ -232,21 +276,13 @@ static mdm_rc render_labels(struct mdm_server *srv, struct mdm_buf *b)
   for(key = strtok_r(keys, ",", &save); key && !rc;
       key = strtok_r(NULL, ",", &save)) {
     json_t *rows = NULL, *row, *other = json_object(), *seen = json_object();
-    const char *tenant = "", *k;
-    json_t *v;
+    const char *tenant = "";
     size_t i;
     if(!*key)
       continue;
     rc = srv->store->ops->metrics_label_scan(srv->store, key, &rows);
-    if(rc || !other || !seen) {
-      json_decref(rows);
-      json_decref(other);
-      json_decref(seen);
-      return rc ? rc : MDM_ERR_NOMEM;
-    }
-    /* Rows come by tenant, largest counts first: the first
-     * LABEL_VALUES_MAX values of a tenant are named, later ones summed
-     * into "other" (per compliance state). */
+    if(!rc && (!other || !seen))
+      rc = MDM_ERR_NOMEM;
     json_array_foreach(rows, i, row) {
       const char *t = json_string_value(json_array_get(row, 0));
       const char *val = json_string_value(json_array_get(row, 1));
@@ -255,64 +291,22 @@ static mdm_rc render_labels(struct mdm_server *srv, struct mdm_buf *b)
       if(rc)
         break;
       if(strcmp(t, tenant)) {
-        /* flush the previous tenant's "other" */
-        json_object_foreach(other, k, v) {
-          if(!rc)
-            rc = mdm_buf_puts(b, "mdm_device_compliance_by_label{tenant=\"");
-          if(!rc)
-            rc = put_label(b, tenant);
-          if(!rc)
-            rc = mdm_buf_printf(b, "\",label=\"%s\",value=\"other\","
-                                "compliance_state=\"", key);
-          if(!rc)
-            rc = put_label(b, k);
-          if(!rc)
-            rc = mdm_buf_printf(b, "\"} %" JSON_INTEGER_FORMAT "\n",
-                                json_integer_value(v));
-        }
-        json_object_clear(other);
+        rc = by_label_other(b, tenant, key, other);
         json_object_clear(seen);
         tenant = t;
       }
       if(!json_object_get(seen, val) &&
-         json_object_size(seen) >= LABEL_VALUES_MAX) {
+         json_object_size(seen) >= LABEL_VALUES_MAX)
         json_object_set_new(other, state, json_integer(
           json_integer_value(json_object_get(other, state)) + n));
-        continue;
+      else {
+        json_object_set_new(seen, val, json_true());
+        if(!rc)
+          rc = by_label_line(b, t, key, val, state, n);
       }
-      json_object_set_new(seen, val, json_true());
-      rc = mdm_buf_puts(b, "mdm_device_compliance_by_label{tenant=\"");
-      if(!rc)
-        rc = put_label(b, t);
-      if(!rc)
-        rc = mdm_buf_puts(b, "\",label=\"");
-      if(!rc)
-        rc = put_label(b, key);
-      if(!rc)
-        rc = mdm_buf_puts(b, "\",value=\"");
-      if(!rc)
-        rc = put_label(b, val);
-      if(!rc)
-        rc = mdm_buf_puts(b, "\",compliance_state=\"");
-      if(!rc)
-        rc = put_label(b, state);
-      if(!rc)
-        rc = mdm_buf_printf(b, "\"} %" JSON_INTEGER_FORMAT "\n", n);
     }
-    json_object_foreach(other, k, v) {
-      if(!rc)
-        rc = mdm_buf_puts(b, "mdm_device_compliance_by_label{tenant=\"");
-      if(!rc)
-        rc = put_label(b, tenant);
-      if(!rc)
-        rc = mdm_buf_printf(b, "\",label=\"%s\",value=\"other\","
-                            "compliance_state=\"", key);
-      if(!rc)
-        rc = put_label(b, k);
-      if(!rc)
-        rc = mdm_buf_printf(b, "\"} %" JSON_INTEGER_FORMAT "\n",
-                            json_integer_value(v));
-    }
+    if(!rc)
+      rc = by_label_other(b, tenant, key, other);
     json_decref(rows);
     json_decref(other);
     json_decref(seen);

@@ -292,3 +292,24 @@ def test_metrics_token(server_factory, tmp_path):
         wait_for(prom.targets_up, timeout=30, what="scraped with the token")
     finally:
         prom.stop()
+
+
+def test_label_values_are_bounded(srv):
+    """At most 100 values of a label key per tenant are named; the rest are
+    counted as value="other" (so a label cannot blow up the series)."""
+    for i in range(102):
+        et = srv.create_etoken(labels={"department": "d%03d" % i})
+        srv.enroll(et["token"], make_facts(i), i=i)
+    _, text = metrics_text(srv)
+    s = samples(text)
+    named = [ls for (name, ls) in s if name ==
+             "mdm_device_compliance_by_label" and
+             dict(ls).get("value") not in ("other",)]
+    assert len(named) == 100
+    # Equal counts come in value order: d100 and d101 are the "other" two.
+    assert value(s, "mdm_device_compliance_by_label", tenant="default",
+                 label="department", value="other",
+                 compliance_state="unknown") == 2
+    assert value(s, "mdm_device_compliance_by_label", tenant="default",
+                 label="department", value="d099",
+                 compliance_state="unknown") == 1
