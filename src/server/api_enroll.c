@@ -12,7 +12,9 @@
 #include "crypto/jwt.h"
 #include <openssl/evp.h>
 #include "crypto/key.h"
+#include "crypto/pki.h"
 #include "server/api.h"
+#include "server/ca.h"
 #include "server/policyset.h"
 #include "server/push.h"
 
@@ -193,8 +195,13 @@ mdm_rc mdm_check_facts(struct mdm_req *r, json_t *facts, char **text,
 
 mdm_rc mdm_api_enroll(struct mdm_req *r)
 {
-  static const char *const fields[] = {"enrollment_token", "facts", NULL};
+  static const char *const fields[] = {"enrollment_token", "facts", "csr",
+                                       NULL};
   json_t *body = NULL, *claims = NULL, *facts, *detail = NULL, *mqtt = NULL;
+  json_t *csr;
+  struct mdm_issued issued;
+  struct mdm_cert_in cert_in;
+  const struct mdm_ca *ca = NULL;
   const char *etok, *tenant, *jti;
   char device_id[MDM_UUID_LEN + 1], token_jti[MDM_UUID_LEN + 1];
   char *facts_text = NULL, *dtoken = NULL, *pubkey = NULL, hash[65];
@@ -207,9 +214,16 @@ mdm_rc mdm_api_enroll(struct mdm_req *r)
   mdm_rc rc;
 
   memset(&dv, 0, sizeof(dv));
+  memset(&issued, 0, sizeof(issued));
   rc = mdm_req_json_body(r, fields, &body);
   if(rc)
     return rc;
+  csr = json_object_get(body, "csr");
+  if(csr && !json_is_null(csr) && !json_is_string(csr)) {
+    rc = mdm_req_fail(r, MDM_ERR_INVAL, "field 'csr': expected a PEM "
+                      "certificate request (a string)");
+    goto out;
+  }
   etok = json_string_value(json_object_get(body, "enrollment_token"));
   facts = json_object_get(body, "facts");
   if(!etok) {
@@ -258,7 +272,36 @@ mdm_rc mdm_api_enroll(struct mdm_req *r)
     mdm_req_fail(r, rc, "cannot issue the device token");
     goto out;
   }
+  /* The device certificate, from the device's CSR (its key never leaves
+   * the device): checked and issued before anything is stored, so a bad
+   * CSR changes nothing. */
+  if(json_is_string(csr)) {
+    char why[256];
+    rc = mdm_ca_get(r->srv, tenant, &ca);
+    if(rc) {
+      mdm_req_fail(r, rc, "cannot load the tenant's certificate authority");
+      goto out;
+    }
+    rc = mdm_cert_issue(ca->key, ca->cert, json_string_value(csr), tenant,
+                        device_id, r->srv->cfg.device_cert_days, now,
+                        &issued, why, sizeof(why));
+    if(rc == MDM_ERR_INVAL) {
+      rc = mdm_req_fail(r, MDM_ERR_INVAL, "field 'csr': %s", why);
+      goto out;
+    }
+    if(rc) {
+      mdm_req_fail(r, rc, "cannot issue the device certificate");
+      goto out;
+    }
+  }
   memset(&in, 0, sizeof(in));
+  if(issued.pem) {
+    cert_in.serial = issued.serial;
+    cert_in.fingerprint = issued.fingerprint;
+    cert_in.not_before = issued.not_before;
+    cert_in.not_after = issued.not_after;
+    in.cert = &cert_in;
+  }
   in.etoken_id = jti;
   in.device_id = device_id;
   in.token_jti = token_jti;
@@ -336,13 +379,25 @@ mdm_rc mdm_api_enroll(struct mdm_req *r)
    * reconnecting and polls meanwhile. */
   if(r->srv->push)
     mdm_push_device_add(r->srv->push, tenant, device_id, &mqtt);
-  rc = mdm_req_reply_json(
-    r, 201, json_pack("{s:s, s:s, s:i, s:o, s:s}", "device_id", device_id,
-                      "device_token", dtoken, "checkin_interval_s",
-                      r->srv->cfg.checkin_interval_s, "mqtt",
-                      mqtt ? mqtt : json_null(), "policy_key", pubkey));
+  {
+    json_t *ans = json_pack("{s:s, s:s, s:i, s:o, s:s}", "device_id",
+                            device_id, "device_token", dtoken,
+                            "checkin_interval_s",
+                            r->srv->cfg.checkin_interval_s, "mqtt",
+                            mqtt ? mqtt : json_null(), "policy_key", pubkey);
+    /* With a CSR only (CONTRACT §2: certificate?, ca_certificate?). */
+    if(ans && issued.pem && ca &&
+       (json_object_set_new(ans, "certificate", json_string(issued.pem)) ||
+        json_object_set_new(ans, "ca_certificate",
+                            json_string(ca->cert_pem)))) {
+      json_decref(ans);
+      ans = NULL;
+    }
+    rc = mdm_req_reply_json(r, 201, ans);
+  }
   mqtt = NULL;
 out:
+  free(issued.pem);
   json_decref(mqtt);
   free(dv.reasons_json);
   free(pubkey);

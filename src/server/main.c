@@ -13,6 +13,7 @@
 #include <openssl/crypto.h>
 #include "core/log.h"
 #include "core/util.h"
+#include "server/ca.h"
 #include "server/events.h"
 #include "server/metrics.h"
 #include "server/policyset.h"
@@ -45,6 +46,8 @@ static const char usage_text[] =
   "                          which device passwords are derived (file\n"
   "                          mode 0600 or stricter, 16+ characters)\n"
   "  --mqtt-rate N           wake-ups per second at most (default 10000)\n"
+  "  --device-cert-days N    validity of device certificates issued from\n"
+  "                          their CSR at enrollment (default 90)\n"
   "  --region REGION         the region of tenants created without one\n"
   "                          (default 'default'; a /metrics label)\n"
   "  --metrics-token-file FILE  require this bearer token (the file's first\n"
@@ -99,6 +102,7 @@ void mdm_config_defaults(struct mdm_config *cfg)
   mdm_strlcpy(cfg->mqtt_admin_user, "mdmd", sizeof(cfg->mqtt_admin_user));
   cfg->mqtt_rate = 10000;
   mdm_strlcpy(cfg->region, "default", sizeof(cfg->region));
+  cfg->device_cert_days = 90;
   mdm_strlcpy(cfg->metrics_label_keys, "department",
               sizeof(cfg->metrics_label_keys));
   mdm_events_config_defaults(&cfg->events);
@@ -138,6 +142,12 @@ static int config_set(struct mdm_config *cfg, const char *key,
   if(!strcmp(key, "mqtt-admin-password-file"))
     return mdm_strlcpy(cfg->mqtt_admin_password_file, val,
                        sizeof(cfg->mqtt_admin_password_file)) ? -1 : 0;
+  if(!strcmp(key, "device-cert-days")) {
+    if(mdm_parse_int(val, 1, 3650, &n))
+      return -1;
+    cfg->device_cert_days = (int)n;
+    return 0;
+  }
   if(!strcmp(key, "region")) {
     if(!*val || strspn(val, "abcdefghijklmnopqrstuvwxyz0123456789-_") !=
        strlen(val))
@@ -168,6 +178,7 @@ static const char *const env_keys[] = {"listen", "data-dir", "db",
                                        "mqtt", "mqtt-admin-user",
                                        "mqtt-admin-password-file",
                                        "mqtt-rate", "region",
+                                       "device-cert-days",
                                        "metrics-token-file",
                                        "metrics-label-keys", "events-queue",
                                        "events-file", "events-file-max-size",
@@ -560,6 +571,7 @@ out:
   mdm_push_free(srv.push);
   mdm_store_close(srv.store);
   mdm_metrics_free();
+  mdm_ca_cache_free();
   mdm_events_free(srv.events);
   mdm_keycache_free(srv.keys);
   mdm_tokcache_free(srv.devtokens);

@@ -28,6 +28,9 @@ const struct mdm_route mdm_routes[] = {
   /* Open, or guarded by --metrics-token-file in the handler: Prometheus
    * holds no API token. */
   {"GET", "/metrics", mdm_api_metrics, MDM_AUTH_PUBLIC},
+  /* A CA certificate and its CRL are published. */
+  {"GET", "/v1/ca.pem", mdm_api_ca_pem, MDM_AUTH_PUBLIC},
+  {"GET", "/v1/crl.pem", mdm_api_crl_pem, MDM_AUTH_PUBLIC},
 
   {"POST", "/v1/tokens", mdm_api_tokens_create, MDM_ROLE_OWNER},
   {"GET", "/v1/tokens", mdm_api_tokens_list, MDM_ROLE_OWNER},

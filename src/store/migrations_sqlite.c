@@ -149,6 +149,27 @@ const struct mdm_migration mdm_sqlite_migrations[] = {
    /* The wipe command a pending retirement waits for (kept, for the
     * record, once the device is retired). */
    "ALTER TABLE devices ADD COLUMN retire_command_id TEXT;"},
+  {4, "pki",
+   /* Each tenant's certificate authority (issue 5): its private key is
+    * kept like the token-signing key, in this 0600 database. */
+   "CREATE TABLE tenant_ca ("
+   "  tenant_id TEXT PRIMARY KEY REFERENCES tenants(id),"
+   "  key_pem TEXT NOT NULL,"
+   "  cert_pem TEXT NOT NULL,"
+   "  created_at INTEGER NOT NULL);"
+   /* Every certificate issued to a device; revoked_at is set when the
+    * device is retired or wiped (the CRL lists those). */
+   "CREATE TABLE device_certs ("
+   "  tenant_id TEXT NOT NULL REFERENCES tenants(id),"
+   "  serial TEXT NOT NULL,"
+   "  device_id TEXT NOT NULL,"
+   "  fingerprint TEXT NOT NULL UNIQUE,"
+   "  not_before INTEGER NOT NULL,"
+   "  not_after INTEGER NOT NULL,"
+   "  issued_at INTEGER NOT NULL,"
+   "  revoked_at INTEGER,"
+   "  PRIMARY KEY (tenant_id, serial));"
+   "CREATE INDEX device_certs_device ON device_certs(tenant_id, device_id);"},
 };
 
 const int mdm_sqlite_n_migrations =

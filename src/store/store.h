@@ -137,6 +137,13 @@ struct mdm_token_info {
 /* Enrollment: what the device becomes.  Strings borrowed. */
 struct mdm_verdict_in;
 
+/* A certificate issued to a device (its CSR, issue 5). */
+struct mdm_cert_in {
+  const char *serial;         /* lowercase hex */
+  const char *fingerprint;    /* SHA-256 of the DER, lowercase hex */
+  int64_t not_before, not_after;
+};
+
 struct mdm_enroll_in {
   const char *etoken_id;      /* the enrollment token's jti */
   const char *device_id;      /* new UUID chosen by the caller */
@@ -147,6 +154,9 @@ struct mdm_enroll_in {
   /* The device's first verdict, computed with the token's labels (NULL:
    * none; the first check-in evaluates). */
   const struct mdm_verdict_in *verdict;
+  /* The device certificate issued from its CSR, stored in the same
+   * transaction (NULL: the device sent no CSR). */
+  const struct mdm_cert_in *cert;
 };
 
 /* A compliance verdict computed by the caller (the evaluator is pure and
@@ -485,6 +495,22 @@ struct mdm_store_ops {
    * largest first. */
   mdm_rc (*metrics_label_scan)(struct mdm_store *s, const char *key,
                                json_t **out);
+
+  /* ---- the tenant CA and device certificates (issue 5) ---------------- */
+
+  /* The tenant's CA as PEM (caller frees both); MDM_ERR_NOTFOUND when it
+   * has none yet. */
+  mdm_rc (*ca_get)(struct mdm_store *s, const char *tenant, char **key_pem,
+                   char **cert_pem);
+  /* Store the tenant's CA unless it has one; either way *cert_pem_out
+   * (caller frees) is the CA that is stored (so concurrent creators agree)
+   * and *key_pem_out its key. */
+  mdm_rc (*ca_put)(struct mdm_store *s, const char *tenant,
+                   const char *key_pem, const char *cert_pem, int64_t now,
+                   char **key_pem_out, char **cert_pem_out);
+  /* The tenant's revoked certificates: [[serial, revoked_at], ...]. */
+  mdm_rc (*cert_revoked_list)(struct mdm_store *s, const char *tenant,
+                              json_t **out);
 };
 
 struct mdm_store {

@@ -1080,6 +1080,10 @@ static mdm_rc write_verdict(struct sq_conn *c, const char *tenant,
                             const char *etag, const char *old_state,
                             int64_t now, int *is_written, int *is_changed);
 
+static const char SQL_CERT_INSERT[] =
+  "INSERT INTO device_certs(tenant_id, serial, device_id, fingerprint,"
+  " not_before, not_after, issued_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
 static mdm_rc job_enroll(struct sq_conn *c, struct sq_job *j)
 {
   struct enroll_args *x = j->arg;
@@ -1160,6 +1164,24 @@ static mdm_rc job_enroll(struct sq_conn *c, struct sq_job *j)
                        in->verdict->state, in->verdict->reasons_json,
                        in->verdict->policy_etag, "unknown", in->now, NULL,
                        NULL);
+    if(rc)
+      goto out;
+  }
+  if(in->cert) {
+    st = sq_stmt(c, SQL_CERT_INSERT);
+    if(!st) {
+      rc = MDM_ERR_STORE;
+      goto out;
+    }
+    bind_text(st, 1, x->tenant);
+    bind_text(st, 2, in->cert->serial);
+    bind_text(st, 3, in->device_id);
+    bind_text(st, 4, in->cert->fingerprint);
+    sqlite3_bind_int64(st, 5, in->cert->not_before);
+    sqlite3_bind_int64(st, 6, in->cert->not_after);
+    sqlite3_bind_int64(st, 7, in->now);
+    rc = sq_step_done(c, st);
+    sq_done(st);
     if(rc)
       goto out;
   }
@@ -2594,6 +2616,9 @@ static const char SQL_COMMAND_CANCEL[] =
 static const char SQL_DEVICE_RETIRED[] =
   "UPDATE device_status SET state = ?3"
   " WHERE tenant_id = ?1 AND device_id = ?2 AND state = 'active'";
+static const char SQL_CERTS_REVOKE[] =
+  "UPDATE device_certs SET revoked_at = ?3"
+  " WHERE tenant_id = ?1 AND device_id = ?2 AND revoked_at IS NULL";
 
 /* Set command id's status to canceled with its audit record. */
 static mdm_rc command_set_canceled(struct sq_conn *c, const char *tenant,
@@ -2642,6 +2667,19 @@ static mdm_rc device_set_retired(struct sq_conn *c, const char *tenant,
   bind_text(st, 1, tenant);
   bind_text(st, 2, device_id);
   bind_text(st, 3, state);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(rc)
+    goto out;
+  /* Its certificates are revoked in the same transaction (the CRL). */
+  st = sq_stmt(c, SQL_CERTS_REVOKE);
+  if(!st) {
+    rc = MDM_ERR_STORE;
+    goto out;
+  }
+  bind_text(st, 1, tenant);
+  bind_text(st, 2, device_id);
+  sqlite3_bind_int64(st, 3, now);
   rc = sq_step_done(c, st);
   sq_done(st);
   if(rc)
@@ -3864,6 +3902,107 @@ static mdm_rc sq_metrics_label_scan(struct mdm_store *s, const char *key,
                       metrics_row4, out);
 }
 
+/* ---- the tenant CA and device certificates ------------------------------ */
+
+static const char SQL_CA_GET[] =
+  "SELECT key_pem, cert_pem FROM tenant_ca WHERE tenant_id = ?1";
+static const char SQL_CA_PUT[] =
+  "INSERT INTO tenant_ca(tenant_id, key_pem, cert_pem, created_at)"
+  " VALUES (?1, ?2, ?3, ?4) ON CONFLICT(tenant_id) DO NOTHING";
+static const char SQL_CERTS_REVOKED[] =
+  "SELECT serial, revoked_at FROM device_certs"
+  " WHERE tenant_id = ?1 AND revoked_at IS NOT NULL ORDER BY serial";
+
+struct ca_pems {
+  char *key, *cert;
+};
+
+static mdm_rc ca_row(sqlite3_stmt *st, void *out)
+{
+  struct ca_pems *p = out;
+  p->key = strdup(col_text(st, 0) ? col_text(st, 0) : "");
+  p->cert = strdup(col_text(st, 1) ? col_text(st, 1) : "");
+  if(!p->key || !p->cert) {
+    free(p->key);
+    free(p->cert);
+    p->key = p->cert = NULL;
+    return MDM_ERR_NOMEM;
+  }
+  return MDM_OK;
+}
+
+static mdm_rc sq_ca_get(struct mdm_store *s, const char *tenant,
+                        char **key_pem, char **cert_pem)
+{
+  struct ca_pems p = {NULL, NULL};
+  mdm_rc rc = sq_read_one((struct sq_store *)s, SQL_CA_GET, tenant, NULL,
+                          ca_row, &p);
+  *key_pem = p.key;
+  *cert_pem = p.cert;
+  return rc;
+}
+
+struct ca_put_args {
+  const char *tenant, *key, *cert;
+  int64_t now;
+  struct ca_pems out;
+};
+
+static mdm_rc job_ca_put(struct sq_conn *c, struct sq_job *j)
+{
+  struct ca_put_args *x = j->arg;
+  sqlite3_stmt *st = sq_stmt(c, SQL_CA_PUT);
+  mdm_rc rc;
+  int r;
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, x->key);
+  bind_text(st, 3, x->cert);
+  sqlite3_bind_int64(st, 4, x->now);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(rc)
+    return rc;
+  st = sq_stmt(c, SQL_CA_GET);
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->tenant);
+  r = sqlite3_step(st);
+  rc = r == SQLITE_ROW ? ca_row(st, &x->out) : MDM_ERR_STORE;
+  sq_done(st);
+  return rc;
+}
+
+static mdm_rc sq_ca_put(struct mdm_store *s, const char *tenant,
+                        const char *key_pem, const char *cert_pem,
+                        int64_t now, char **key_pem_out, char **cert_pem_out)
+{
+  struct ca_put_args x = {tenant, key_pem, cert_pem, now, {NULL, NULL}};
+  mdm_rc rc = sq_submit((struct sq_store *)s, job_ca_put, &x);
+  if(rc) {
+    free(x.out.key);
+    free(x.out.cert);
+    x.out.key = x.out.cert = NULL;
+  }
+  *key_pem_out = x.out.key;
+  *cert_pem_out = x.out.cert;
+  return rc;
+}
+
+static json_t *revoked_row(sqlite3_stmt *st)
+{
+  return json_pack("[s, I]", col_text(st, 0) ? col_text(st, 0) : "",
+                   (json_int_t)sqlite3_column_int64(st, 1));
+}
+
+static mdm_rc sq_cert_revoked_list(struct mdm_store *s, const char *tenant,
+                                   json_t **out)
+{
+  return sq_read_rows((struct sq_store *)s, SQL_CERTS_REVOKED, tenant, NULL,
+                      revoked_row, out);
+}
+
 static const struct mdm_store_ops sqlite_ops = {
   .name = "sqlite",
   .ping = sq_ping,
@@ -3909,6 +4048,9 @@ static const struct mdm_store_ops sqlite_ops = {
   .audit_head = sq_audit_head,
   .metrics_scan = sq_metrics_scan,
   .metrics_label_scan = sq_metrics_label_scan,
+  .ca_get = sq_ca_get,
+  .ca_put = sq_ca_put,
+  .cert_revoked_list = sq_cert_revoked_list,
 };
 
 mdm_rc mdm_store_sqlite_open(const char *path, struct mdm_store **out)
