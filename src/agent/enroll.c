@@ -8,12 +8,21 @@
  * The answer's mqtt object (the broker that wakes the device up, see
  * push.h) is kept when it is usable for this device, dropped with a warning
  * otherwise: without it the agent polls.
+ *
+ * Device identity (issue 5): the agent makes a P-256 key here and sends a
+ * CSR for it; the key never leaves the device.  When the answer carries a
+ * certificate for that key and this device id, the key (device.key), the
+ * certificate (device.crt) and the tenant's CA (ca.pem) are kept in the
+ * state directory, mode 0600.  A server that issues none (or a certificate
+ * that does not match) leaves the device enrolled without one.
  */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <openssl/crypto.h>
+#include <openssl/x509.h>
 #include "agent/client.h"
 #include "agent/enroll.h"
 #include "agent/facts.h"
@@ -21,6 +30,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "crypto/key.h"
+#include "crypto/pki.h"
 
 #define TOKEN_MAX 8192
 #define POLICY_KEY_MAX 8192
@@ -41,6 +51,47 @@ static const char *answer_str(json_t *o, const char *key, size_t max)
     if((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] == 0x7f)
       return NULL;
   return s;
+}
+
+/* Keep the certificate of the answer if it is for key and device_id. */
+static void keep_certificate(const char *state_dir, EVP_PKEY *key,
+                             const char *device_id, json_t *answer)
+{
+  const char *cert = json_string_value(json_object_get(answer,
+                                                       "certificate"));
+  const char *ca = json_string_value(json_object_get(answer,
+                                                     "ca_certificate"));
+  X509 *x = NULL, *cx = NULL;
+  char cn[80] = "", path[PATH_MAX], *key_pem = NULL;
+  int is_ok;
+
+  if(!cert && !ca)
+    return;   /* a server that issues no certificates */
+  is_ok = cert && ca && strlen(cert) <= MDM_CERT_MAX &&
+          strlen(ca) <= MDM_CERT_MAX && !mdm_cert_from_pem(cert, &x) &&
+          !mdm_cert_from_pem(ca, &cx) &&
+          EVP_PKEY_eq(X509_get0_pubkey(x), key) == 1 &&
+          X509_NAME_get_text_by_NID(X509_get_subject_name(x),
+                                    NID_commonName, cn, sizeof(cn)) > 0 &&
+          !strcmp(cn, device_id) &&
+          X509_verify(x, X509_get0_pubkey(cx)) == 1;
+  if(!is_ok)
+    mdm_warn("the server's device certificate is not for this key and "
+             "device: kept none");
+  else if(mdm_key_to_pem(key, 1, &key_pem) ||
+          mdm_state_path(state_dir, "device.key", path, sizeof(path)) ||
+          mdm_file_write_atomic(path, key_pem, strlen(key_pem), 0600) ||
+          mdm_state_path(state_dir, "device.crt", path, sizeof(path)) ||
+          mdm_file_write_atomic(path, cert, strlen(cert), 0600) ||
+          mdm_state_path(state_dir, "ca.pem", path, sizeof(path)) ||
+          mdm_file_write_atomic(path, ca, strlen(ca), 0600))
+    mdm_warn("cannot keep the device certificate in '%s'", state_dir);
+  if(key_pem) {
+    OPENSSL_cleanse(key_pem, strlen(key_pem));
+    free(key_pem);
+  }
+  X509_free(x);
+  X509_free(cx);
 }
 
 /* The answer's policy_key: the PEM of a P-256 public key, or NULL (with a
@@ -81,7 +132,8 @@ mdm_rc mdm_enroll_run(const struct mdm_enroll_opts *o, char *device_id,
   struct mdm_response resp;
   json_t *facts = NULL, *body = NULL, *iv;
   const char *id, *token;
-  char why[512], ca_abs[PATH_MAX];
+  char why[512], ca_abs[PATH_MAX], *csr = NULL;
+  EVP_PKEY *dkey = NULL;
   size_t server_len;
   mdm_rc rc;
 
@@ -128,7 +180,14 @@ mdm_rc mdm_enroll_run(const struct mdm_enroll_opts *o, char *device_id,
     snprintf(err, n, "invalid server URL '%s'", o->server);
     goto out;
   }
-  body = json_pack("{s:s, s:O}", "enrollment_token", o->token, "facts", facts);
+  /* The device's own key and a CSR for it (the server sets the subject). */
+  if(mdm_key_generate(&dkey) || mdm_csr_create(dkey, "mdm-agent", &csr)) {
+    rc = MDM_ERR_CRYPTO;
+    snprintf(err, n, "enroll failed: cannot make the device key");
+    goto out;
+  }
+  body = json_pack("{s:s, s:O, s:s}", "enrollment_token", o->token, "facts",
+                   facts, "csr", csr);
   if(!body) {
     rc = MDM_ERR_NOMEM;
     snprintf(err, n, "enroll failed: %s", mdm_strerror(rc));
@@ -190,6 +249,7 @@ mdm_rc mdm_enroll_run(const struct mdm_enroll_opts *o, char *device_id,
   }
   if(mdm_state_save_facts(o->state_dir, facts))
     mdm_warn("cannot keep the enrolled facts in '%s'", o->state_dir);
+  keep_certificate(o->state_dir, dkey, id, resp.body);
   mdm_strlcpy(device_id, id, MDM_DEVICE_ID_MAX);
 out:
   free(creds.server);
@@ -201,5 +261,7 @@ out:
   json_decref(body);
   json_decref(facts);
   mdm_client_free(client);
+  EVP_PKEY_free(dkey);
+  free(csr);
   return rc;
 }

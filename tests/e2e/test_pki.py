@@ -160,3 +160,34 @@ def test_published_endpoints_errors(server, server_factory, tmp_path):
     ca_f = write(tmp_path, "default-ca.pem", d.decode())
     p = openssl("verify", "-CAfile", ca_f, cert_f)
     assert p.returncode != 0
+
+
+def test_agent_enrolls_with_its_own_key(server, tmp_path):
+    """mdm-agent makes its key, sends a CSR and keeps key, certificate and
+    CA in its state dir, mode 0600; the key matches the certificate."""
+    state = tmp_path / "state"
+    et = server.create_etoken()["token"]
+    root = os.path.join(mdmtest.MDM_FIXTURES, "devices", "debian12-luks")
+    p = mdmtest.run([mdmtest.AGENT, "enroll", "--server", server.url,
+                     "--token", et, "--state-dir", str(state), "--root",
+                     root], env=mdmtest.clean_env({"HOME": str(tmp_path)}))
+    assert p.returncode == 0, p.stderr
+    with open(state / "credentials.json") as f:
+        dev = __import__("json").load(f)["device_id"]
+    for name in ("device.key", "device.crt", "ca.pem"):
+        assert os.stat(state / name).st_mode & 0o777 == 0o600, name
+    pub_cert = openssl("x509", "-in", str(state / "device.crt"), "-noout",
+                       "-pubkey").stdout
+    pub_key = openssl("pkey", "-in", str(state / "device.key"),
+                      "-pubout").stdout
+    assert pub_cert and pub_cert == pub_key
+    p = openssl("x509", "-in", str(state / "device.crt"), "-noout",
+                "-subject", "-nameopt", "RFC2253")
+    assert ("CN=%s" % dev) in p.stdout.decode()
+    p = openssl("verify", "-CAfile", str(state / "ca.pem"),
+                str(state / "device.crt"))
+    assert p.returncode == 0, p.stderr
+    # The private key is nowhere in the server's database.
+    key_b64 = "".join(open(state / "device.key").read().splitlines()[1:-1])
+    with open(server.db_path, "rb") as f:
+        assert key_b64[:64].encode() not in f.read()
