@@ -46,6 +46,9 @@ static const char usage_text[] =
   "                          which device passwords are derived (file\n"
   "                          mode 0600 or stricter, 16+ characters)\n"
   "  --mqtt-rate N           wake-ups per second at most (default 10000)\n"
+  "  --trusted-proxies ADDR[,ADDR...]  proxies (IP addresses) whose\n"
+  "                          X-Client-Cert header identifies a device on\n"
+  "                          GET /v1/access/check (default: none)\n"
   "  --device-cert-days N    validity of device certificates issued from\n"
   "                          their CSR at enrollment (default 90)\n"
   "  --region REGION         the region of tenants created without one\n"
@@ -142,6 +145,9 @@ static int config_set(struct mdm_config *cfg, const char *key,
   if(!strcmp(key, "mqtt-admin-password-file"))
     return mdm_strlcpy(cfg->mqtt_admin_password_file, val,
                        sizeof(cfg->mqtt_admin_password_file)) ? -1 : 0;
+  if(!strcmp(key, "trusted-proxies"))
+    return mdm_strlcpy(cfg->trusted_proxies, val,
+                       sizeof(cfg->trusted_proxies)) ? -1 : 0;
   if(!strcmp(key, "device-cert-days")) {
     if(mdm_parse_int(val, 1, 3650, &n))
       return -1;
@@ -178,7 +184,7 @@ static const char *const env_keys[] = {"listen", "data-dir", "db",
                                        "mqtt", "mqtt-admin-user",
                                        "mqtt-admin-password-file",
                                        "mqtt-rate", "region",
-                                       "device-cert-days",
+                                       "device-cert-days", "trusted-proxies",
                                        "metrics-token-file",
                                        "metrics-label-keys", "events-queue",
                                        "events-file", "events-file-max-size",

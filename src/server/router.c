@@ -5,11 +5,18 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <ctype.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <microhttpd.h>
 #include "core/log.h"
 #include "core/util.h"
 #include "crypto/jwt.h"
+#include "crypto/pki.h"
 #include "server/api.h"
+#include "server/ca.h"
 #include "server/router.h"
 
 #define READ_ROLES MDM_ROLES_ALL
@@ -63,7 +70,8 @@ const struct mdm_route mdm_routes[] = {
 
   /* The what-if reads policies and devices; the check is the device's. */
   {"POST", "/v1/access/evaluate", mdm_api_access_evaluate, READ_ROLES},
-  {"GET", "/v1/access/check", mdm_api_access_check, MDM_AUTH_DEVICE},
+  {"GET", "/v1/access/check", mdm_api_access_check,
+   MDM_AUTH_DEVICE | MDM_AUTH_PROXY_CERT},
 
   {"GET", "/v1/audit", mdm_api_audit_list, AUDIT_ROLES},
   {"GET", "/v1/audit/verify", mdm_api_audit_verify, AUDIT_ROLES},
@@ -259,6 +267,95 @@ static mdm_rc auth_device(struct mdm_req *r, const char *token)
   return MDM_OK;
 }
 
+/* Is the peer of r one of --trusted-proxies (exact IPv4/IPv6 addresses)? */
+static int peer_is_trusted(struct mdm_req *r)
+{
+  const union MHD_ConnectionInfo *ci =
+    MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  char peer[INET6_ADDRSTRLEN], list[sizeof(r->srv->cfg.trusted_proxies)];
+  char *save = NULL, *tok;
+  const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+  if(!sa || !r->srv->cfg.trusted_proxies[0])
+    return 0;
+  if(sa->sa_family == AF_INET)
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, peer,
+              sizeof(peer));
+  else if(sa->sa_family == AF_INET6)
+    inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, peer,
+              sizeof(peer));
+  else
+    return 0;
+  mdm_strlcpy(list, r->srv->cfg.trusted_proxies, sizeof(list));
+  for(tok = strtok_r(list, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
+    if(!strcmp(tok, peer))
+      return 1;
+  return 0;
+}
+
+/* Decode %XX escapes of s into out (n bytes); -1 on a bad escape or when
+ * it does not fit. */
+static int url_decode(const char *s, char *out, size_t n)
+{
+  size_t o = 0;
+  for(; *s; s++) {
+    int c = (unsigned char)*s;
+    if(c == '%') {
+      unsigned v;
+      if(!isxdigit((unsigned char)s[1]) || !isxdigit((unsigned char)s[2]) ||
+         sscanf(s + 1, "%2x", &v) != 1)
+        return -1;
+      c = (int)v;
+      s += 2;
+    }
+    if(o + 1 >= n)
+      return -1;
+    out[o++] = (char)c;
+  }
+  out[o] = '\0';
+  return 0;
+}
+
+/* The device of a certificate a trusted proxy forwarded: known to the
+ * store by its fingerprint, not revoked, not expired, and signed by its
+ * tenant's CA. */
+static mdm_rc auth_proxy_cert(struct mdm_req *r, const char *escaped)
+{
+  char pem[MDM_CERT_MAX + 1], fp[MDM_FINGERPRINT_LEN + 1];
+  struct mdm_cert_row row;
+  const struct mdm_ca *ca;
+  X509 *x = NULL;
+  int64_t now = mdm_now_ms() / 1000;
+  mdm_rc rc = MDM_ERR_AUTH;
+
+  if(!peer_is_trusted(r))
+    return mdm_req_fail(r, MDM_ERR_AUTH, "a client certificate is only "
+                        "taken from a trusted proxy");
+  if(url_decode(escaped, pem, sizeof(pem)) || mdm_cert_from_pem(pem, &x) ||
+     mdm_cert_fingerprint(x, fp)) {
+    X509_free(x);
+    return mdm_req_fail(r, MDM_ERR_AUTH, "invalid client certificate");
+  }
+  if(r->srv->store->ops->cert_lookup(r->srv->store, fp, &row))
+    mdm_req_fail(r, MDM_ERR_AUTH, "unknown client certificate");
+  else if(row.revoked_at)
+    mdm_req_fail(r, MDM_ERR_AUTH, "revoked client certificate");
+  else if(row.not_after <= now)
+    mdm_req_fail(r, MDM_ERR_AUTH, "expired client certificate");
+  else if(mdm_ca_get(r->srv, row.tenant_id, &ca) ||
+          X509_verify(x, X509_get0_pubkey(ca->cert)) != 1)
+    mdm_req_fail(r, MDM_ERR_AUTH, "client certificate not from the "
+                 "tenant's CA");
+  else {
+    r->who.kind = MDM_PRINCIPAL_DEVICE;
+    mdm_strlcpy(r->who.tenant_id, row.tenant_id, sizeof(r->who.tenant_id));
+    mdm_strlcpy(r->who.id, row.device_id, sizeof(r->who.id));
+    snprintf(r->who.actor, sizeof(r->who.actor), "device:%s", row.device_id);
+    rc = MDM_OK;
+  }
+  X509_free(x);
+  return rc;
+}
+
 mdm_rc mdm_auth_check(struct mdm_req *r)
 {
   const char *h = mdm_req_header(r, "Authorization");
@@ -270,6 +367,11 @@ mdm_rc mdm_auth_check(struct mdm_req *r)
     return mdm_req_fail(r, MDM_ERR_INTERNAL, "route without access rule");
   if(need & MDM_AUTH_PUBLIC)
     return MDM_OK;
+  if(need & MDM_AUTH_PROXY_CERT) {
+    const char *xc = mdm_req_header(r, "X-Client-Cert");
+    if(xc && *xc)
+      return auth_proxy_cert(r, xc);
+  }
   if(!h || strncasecmp(h, "Bearer ", 7))
     return mdm_req_fail(r, MDM_ERR_AUTH, "missing bearer token");
   token = h + 7;

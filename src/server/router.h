@@ -18,6 +18,9 @@ enum {
   MDM_ROLE_OPERATOR = 1 << 4,
   MDM_ROLE_HELPDESK = 1 << 5,
   MDM_ROLE_AUDITOR = 1 << 6,
+  /* Also a device certificate forwarded by a --trusted-proxies address
+   * (X-Client-Cert, URL-encoded PEM, as nginx's $ssl_client_escaped_cert). */
+  MDM_AUTH_PROXY_CERT = 1 << 7,
 };
 
 #define MDM_ROLES_ALL                                                 \

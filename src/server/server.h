@@ -30,6 +30,7 @@ struct mdm_config {
   int mqtt_rate;           /* wake-ups per second */
   char region[64];         /* a tenant's region when it has none */
   int device_cert_days;    /* validity of device certificates */
+  char trusted_proxies[512];  /* addresses whose X-Client-Cert is believed */
   char metrics_token[256]; /* "" = /metrics is open (read from the file) */
   char metrics_token_file[1024];
   char metrics_label_keys[256];  /* comma-separated device label keys */

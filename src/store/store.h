@@ -144,6 +144,14 @@ struct mdm_cert_in {
   int64_t not_before, not_after;
 };
 
+/* What the store knows of an issued certificate (cert_lookup). */
+struct mdm_cert_row {
+  char tenant_id[MDM_UUID_LEN + 1];
+  char device_id[MDM_UUID_LEN + 1];
+  int64_t not_after;
+  int64_t revoked_at;         /* 0: not revoked */
+};
+
 struct mdm_enroll_in {
   const char *etoken_id;      /* the enrollment token's jti */
   const char *device_id;      /* new UUID chosen by the caller */
@@ -511,6 +519,11 @@ struct mdm_store_ops {
   /* The tenant's revoked certificates: [[serial, revoked_at], ...]. */
   mdm_rc (*cert_revoked_list)(struct mdm_store *s, const char *tenant,
                               json_t **out);
+  /* The device certificate with this SHA-256 fingerprint (lowercase
+   * hex): its tenant and device, validity end and revocation time (0: not
+   * revoked).  MDM_ERR_NOTFOUND when none was issued. */
+  mdm_rc (*cert_lookup)(struct mdm_store *s, const char *fingerprint,
+                        struct mdm_cert_row *out);
 };
 
 struct mdm_store {

@@ -4003,6 +4003,30 @@ static mdm_rc sq_cert_revoked_list(struct mdm_store *s, const char *tenant,
                       revoked_row, out);
 }
 
+static const char SQL_CERT_LOOKUP[] =
+  "SELECT tenant_id, device_id, not_after, coalesce(revoked_at, 0)"
+  " FROM device_certs WHERE fingerprint = ?1";
+
+static mdm_rc cert_lookup_row(sqlite3_stmt *st, void *out)
+{
+  struct mdm_cert_row *c = out;
+  mdm_strlcpy(c->tenant_id, col_text(st, 0) ? col_text(st, 0) : "",
+              sizeof(c->tenant_id));
+  mdm_strlcpy(c->device_id, col_text(st, 1) ? col_text(st, 1) : "",
+              sizeof(c->device_id));
+  c->not_after = sqlite3_column_int64(st, 2);
+  c->revoked_at = sqlite3_column_int64(st, 3);
+  return MDM_OK;
+}
+
+static mdm_rc sq_cert_lookup(struct mdm_store *s, const char *fingerprint,
+                             struct mdm_cert_row *out)
+{
+  memset(out, 0, sizeof(*out));
+  return sq_read_one((struct sq_store *)s, SQL_CERT_LOOKUP, fingerprint,
+                     NULL, cert_lookup_row, out);
+}
+
 static const struct mdm_store_ops sqlite_ops = {
   .name = "sqlite",
   .ping = sq_ping,
@@ -4051,6 +4075,7 @@ static const struct mdm_store_ops sqlite_ops = {
   .ca_get = sq_ca_get,
   .ca_put = sq_ca_put,
   .cert_revoked_list = sq_cert_revoked_list,
+  .cert_lookup = sq_cert_lookup,
 };
 
 mdm_rc mdm_store_sqlite_open(const char *path, struct mdm_store **out)

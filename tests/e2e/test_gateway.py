@@ -11,12 +11,14 @@ import ssl
 import subprocess
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
 
 import mdmtest
 from mdmtest import make_facts, wait_for
+from test_pki import make_csr
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEMPLATE = os.path.join(HERE, "..", "..", "deploy", "nginx",
@@ -74,7 +76,7 @@ class Upstream:
 
 
 class Gateway:
-    def __init__(self, workdir, mdmd_port, app_port):
+    def __init__(self, workdir, mdmd_port, app_port, client_ca):
         self.dir = str(workdir)
         os.makedirs(os.path.join(self.dir, "tmp"))
         self.cert = os.path.join(self.dir, "gw.crt")
@@ -93,6 +95,7 @@ class Gateway:
                      "@APP@": "127.0.0.1:%d" % app_port,
                      "@LISTEN@": "127.0.0.1:%d" % self.port,
                      "@CERT@": self.cert, "@KEY@": key,
+                     "@CLIENT_CA@": client_ca,
                      "@APPLICATION@": "crm"}.items():
             conf = conf.replace(k, v)
         import re
@@ -115,13 +118,21 @@ class Gateway:
         except OSError:
             return False
 
-    def get(self, token, path="/"):
+    def get(self, token, path="/", cert=None, headers=None):
+        """GET over TLS, with the device token and/or a client certificate
+        (cert: (cert file, key file))."""
         req = urllib.request.Request("https://localhost:%d%s" %
                                      (self.port, path))
         if token:
             req.add_header("Authorization", "Bearer " + token)
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        ctx = self.ctx
+        if cert:
+            ctx = ssl.create_default_context(cafile=self.cert)
+            ctx.load_cert_chain(*cert)
         try:
-            with urllib.request.urlopen(req, context=self.ctx,
+            with urllib.request.urlopen(req, context=ctx,
                                         timeout=10) as r:
                 return r.status, dict(r.headers), r.read().decode()
         except urllib.error.HTTPError as e:
@@ -132,14 +143,37 @@ class Gateway:
         self.proc.wait(10)
 
 
+def cert_device(server, tmp_path, name, i, facts=None):
+    """Enroll a device with a CSR; returns (answer, (cert file, key file))."""
+    csr = make_csr(tmp_path, name)
+    et = server.create_etoken()["token"]
+    r = server.api("POST", "/v1/enroll", {
+        "enrollment_token": et, "facts": facts or make_facts(i),
+        "csr": csr}, token=None)
+    assert r.status == 201, r.raw
+    cert = tmp_path / (name + ".crt")
+    cert.write_text(r.body["certificate"])
+    return r.body, (str(cert), str(tmp_path / (name + ".key")))
+
+
+@pytest.fixture
+def server(server_factory):
+    # The gateway (127.0.0.1) may forward client certificates.
+    return server_factory(args=["--trusted-proxies", "127.0.0.1"], name="gw")
+
+
 @pytest.fixture
 def gw(server, tmp_path):
     for doc in (COMPLIANCE, ACCESS):
         r = server.api("PUT", "/v1/policies/%s/%s" % (
             doc["kind"], doc["metadata"]["name"]), doc)
         assert r.status == 201, r.raw
+    # The tenant's CA exists once a device enrolled with a CSR.
+    first, _ = cert_device(server, tmp_path, "first", 90)
+    ca = tmp_path / "tenant-ca.pem"
+    ca.write_text(first["ca_certificate"])
     app = Upstream()
-    g = Gateway(tmp_path / "nginx", server.port, app.port)
+    g = Gateway(tmp_path / "nginx", server.port, app.port, str(ca))
     yield server, g, app
     g.stop()
     app.stop()
@@ -200,3 +234,61 @@ def test_mdmd_down_fails_closed(gw):
     st, _, _ = g.get(dev["device_token"])
     assert st == 500
     assert len(app.seen) == 1
+
+
+def test_device_certificate_is_the_credential(gw, tmp_path):
+    """Mutual TLS: the device's certificate alone gets it in (mdmd maps it
+    to the device); compliance still decides; a certificate from another
+    tenant's CA, a forged X-Client-Cert header or a revoked certificate
+    never reach the upstream."""
+    server, g, app = gw
+    dev, cert = cert_device(server, tmp_path, "dev", 1)
+    st, _, body = g.get(None, "/mtls", cert=cert)
+    assert (st, body) == (200, "hello from crm\n")
+    assert app.seen[-1] == {"path": "/mtls", "device": dev["device_id"],
+                            "authorization": None}
+    n = len(app.seen)
+    # Non-compliant after a check-in: 403 for the certificate too.
+    r = server.api("POST", "/v1/agent/checkin",
+                   {"facts": make_facts(1, os=OLD_OS)},
+                   token=dev["device_token"])
+    assert r.body["compliance"] == "noncompliant"
+    assert g.get(None, cert=cert)[0] == 403
+    # A certificate from another tenant's CA: nginx refuses the handshake's
+    # certificate (400) before anything is asked.
+    _, tok = server.create_tenant("acme")
+    et = server.api("POST", "/v1/enrollment-tokens", {}, token=tok).body
+    csr = make_csr(tmp_path, "acme")
+    r = server.api("POST", "/v1/enroll", {"enrollment_token": et["token"],
+                                          "facts": make_facts(5),
+                                          "csr": csr}, token=None)
+    assert r.status == 201
+    (tmp_path / "acme.crt").write_text(r.body["certificate"])
+    acme = (str(tmp_path / "acme.crt"), str(tmp_path / "acme.key"))
+    assert g.get(None, cert=acme)[0] == 400
+    # A client cannot forge the header nginx sets.
+    forged = urllib.parse.quote(open(cert[0]).read())
+    assert g.get(None, headers={"X-Client-Cert": forged})[0] == 401
+    # Compliant again, then retired: its certificate is revoked at once.
+    server.api("POST", "/v1/agent/checkin", {"facts": make_facts(1)},
+               token=dev["device_token"])
+    assert g.get(None, cert=cert)[0] == 200
+    n = len(app.seen)
+    r = server.api("POST", "/v1/devices/%s/retire" % dev["device_id"],
+                   {"wipe": "none"})
+    assert r.status == 200
+    assert g.get(None, cert=cert)[0] == 401
+    assert len(app.seen) == n
+
+
+def test_forwarded_certificate_only_from_trusted_proxies(server_factory,
+                                                         tmp_path):
+    """Straight to mdmd (no gateway) without --trusted-proxies: an
+    X-Client-Cert header is refused, whoever sends it."""
+    srv = server_factory(name="plain")
+    dev, cert = cert_device(srv, tmp_path, "d", 1)
+    pem = urllib.parse.quote(open(cert[0]).read())
+    r = srv.api("GET", "/v1/access/check", token=None,
+                headers={"X-Client-Cert": pem})
+    assert r.status == 401
+    assert "trusted proxy" in r.body["detail"]
