@@ -368,6 +368,26 @@ static int state_severity(const char *state)
   return 5;    /* notice */
 }
 
+/* The fields every compliance.changed event starts with (also the
+ * truncated form of one). */
+static mdm_rc compliance_head(struct mdm_buf *b, const struct mdm_change *ch,
+                              const char *tenant_name,
+                              struct mdm_ev_ids *ids, const char *setting,
+                              const char *state)
+{
+  mdm_rc rc = put_head(b, ids, ch->at_ms, "compliance.changed",
+                       ch->tenant_id, tenant_name, ch->device_id, ch->upn);
+  if(!rc)
+    rc = put_str(b, "complianceState", state);
+  if(!rc)
+    rc = put_str(b, "setting", setting);
+  if(!rc)
+    rc = put_str(b, "deviceComplianceState", ch->state);
+  if(!rc)
+    rc = put_str(b, "previousComplianceState", ch->prev_state);
+  return rc;
+}
+
 /* One compliance.changed event: the setting's state (or the device's when
  * setting is NULL) and the rules behind it (reasons[idx[0..n)]). */
 static mdm_rc compliance_event(const struct mdm_change *ch,
@@ -384,16 +404,7 @@ static mdm_rc compliance_event(const struct mdm_change *ch,
   mdm_rc rc;
 
   mdm_buf_reset(b);   /* the scratch buffer: no allocation per event */
-  rc = put_head(b, ids, ch->at_ms, "compliance.changed", ch->tenant_id,
-                tenant_name, ch->device_id, ch->upn);
-  if(!rc)
-    rc = put_str(b, "complianceState", state);
-  if(!rc)
-    rc = put_str(b, "setting", setting);
-  if(!rc)
-    rc = put_str(b, "deviceComplianceState", ch->state);
-  if(!rc)
-    rc = put_str(b, "previousComplianceState", ch->prev_state);
+  rc = compliance_head(b, ch, tenant_name, ids, setting, state);
   if(!rc)
     rc = put_json(b, "policy", json_object_get(first, "policy"));
   if(!rc)
@@ -429,16 +440,7 @@ static mdm_rc compliance_event(const struct mdm_change *ch,
   if(rc == MDM_ERR_TOOBIG) {
     /* Values too large to report (a huge fact): the names stay. */
     mdm_buf_reset(b);
-    rc = put_head(b, ids, ch->at_ms, "compliance.changed", ch->tenant_id,
-                  tenant_name, ch->device_id, ch->upn);
-    if(!rc)
-      rc = put_str(b, "complianceState", state);
-    if(!rc)
-      rc = put_str(b, "setting", setting);
-    if(!rc)
-      rc = put_str(b, "deviceComplianceState", ch->state);
-    if(!rc)
-      rc = put_str(b, "previousComplianceState", ch->prev_state);
+    rc = compliance_head(b, ch, tenant_name, ids, setting, state);
     if(!rc)
       rc = mdm_buf_puts(b, ",\"truncated\":true}");
   }
