@@ -165,7 +165,8 @@ fail:
 
 mdm_rc mdm_cert_issue(EVP_PKEY *ca_key, X509 *ca_cert, const char *csr_pem,
                       const char *tenant_id, const char *device_id,
-                      int days, int64_t now, struct mdm_issued *out,
+                      int64_t lifetime_s, int64_t now,
+                      struct mdm_issued *out,
                       char *why, size_t n)
 {
   BIO *b = NULL;
@@ -188,7 +189,8 @@ mdm_rc mdm_cert_issue(EVP_PKEY *ca_key, X509 *ca_cert, const char *csr_pem,
     why_set(why, n, "the CSR is larger than 8192 bytes%s", NULL);
     return MDM_ERR_INVAL;
   }
-  if(days < 1 || days > 3650 || !device_id || !tenant_id) {
+  if(lifetime_s < MDM_CERT_LIFETIME_MIN ||
+     lifetime_s > MDM_CERT_LIFETIME_MAX || !device_id || !tenant_id) {
     why_set(why, n, "bad validity or names%s", NULL);
     return MDM_ERR_INVAL;
   }
@@ -217,8 +219,7 @@ mdm_rc mdm_cert_issue(EVP_PKEY *ca_key, X509 *ca_cert, const char *csr_pem,
   nm = X509_NAME_new();
   if(!x || !nm || X509_set_version(x, 2) != 1 || !set_random_serial(x) ||
      !ASN1_TIME_set(X509_getm_notBefore(x), (time_t)(now - SKEW_S)) ||
-     !ASN1_TIME_set(X509_getm_notAfter(x), (time_t)(now + (int64_t)days *
-                                                    86400)) ||
+     !ASN1_TIME_set(X509_getm_notAfter(x), (time_t)(now + lifetime_s)) ||
      !add_name(nm, "O", tenant_id) || !add_name(nm, "CN", device_id) ||
      X509_set_subject_name(x, nm) != 1 ||
      X509_set_issuer_name(x, X509_get_subject_name(ca_cert)) != 1 ||
@@ -239,7 +240,7 @@ mdm_rc mdm_cert_issue(EVP_PKEY *ca_key, X509 *ca_cert, const char *csr_pem,
      mdm_cert_fingerprint(x, out->fingerprint))
     goto out;
   out->not_before = now - SKEW_S;
-  out->not_after = now + (int64_t)days * 86400;
+  out->not_after = now + lifetime_s;
   rc = mdm_cert_to_pem(x, &out->pem);
 out:
   X509_NAME_free(nm);

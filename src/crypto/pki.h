@@ -30,6 +30,10 @@
 #define MDM_CERT_MAX 16384        /* bytes of a certificate's PEM */
 #define MDM_SERIAL_HEX_MAX 40     /* a serial as hex, without leading zeros */
 #define MDM_FINGERPRINT_LEN 64    /* SHA-256 of the DER, lowercase hex */
+/* A device certificate's lifetime: ten seconds (tests, very short-lived
+ * fleets) to ten years. */
+#define MDM_CERT_LIFETIME_MIN 10
+#define MDM_CERT_LIFETIME_MAX (3650LL * 86400)
 
 /* A new CA for tenant_id: a P-256 key and its self-signed certificate
  * (subject CN="mdm tenant CA <name>", O=<tenant_id>).  Caller owns both. */
@@ -45,12 +49,13 @@ struct mdm_issued {
 };
 
 /* Check csr_pem (at most MDM_CSR_MAX bytes) and issue the device's
- * certificate, valid from now for days.  MDM_ERR_INVAL with why when the
- * CSR is malformed, its signature does not verify, or its key is not
- * P-256. */
+ * certificate, valid from now for lifetime_s seconds.  MDM_ERR_INVAL
+ * with why when the CSR is malformed, its signature does not verify, or
+ * its key is not P-256. */
 mdm_rc mdm_cert_issue(EVP_PKEY *ca_key, X509 *ca_cert, const char *csr_pem,
                       const char *tenant_id, const char *device_id,
-                      int days, int64_t now, struct mdm_issued *out,
+                      int64_t lifetime_s, int64_t now,
+                      struct mdm_issued *out,
                       char *why, size_t n);
 
 /* One revoked certificate. */

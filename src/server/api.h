@@ -45,6 +45,7 @@ mdm_rc mdm_api_commands_cancel(struct mdm_req *r);
 mdm_rc mdm_api_devices_retire(struct mdm_req *r);
 mdm_rc mdm_api_agent_commands(struct mdm_req *r);
 mdm_rc mdm_api_agent_command_result(struct mdm_req *r);
+mdm_rc mdm_api_agent_certificate(struct mdm_req *r);
 
 mdm_rc mdm_api_audit_list(struct mdm_req *r);
 mdm_rc mdm_api_audit_verify(struct mdm_req *r);

@@ -35,6 +35,14 @@ static mdm_rc sign_token(struct mdm_req *r, const char *tenant,
                      "iat", (json_int_t)now, "exp", (json_int_t)exp);
   if(!claims)
     return MDM_ERR_NOMEM;
+  /* An enrollment token carries the pin of the server's CA: the agent
+   * trusts that CA only, never the system store (issue 5). */
+  if(!strcmp(aud, "mdm-enroll") && r->srv->server_ca_pin[0] &&
+     json_object_set_new(claims, "server_ca",
+                         json_string(r->srv->server_ca_pin))) {
+    json_decref(claims);
+    return MDM_ERR_NOMEM;
+  }
   rc = mdm_jwt_sign(key, kid, claims, out);
   json_decref(claims);
   return rc;
@@ -104,6 +112,9 @@ mdm_rc mdm_api_etokens_create(struct mdm_req *r)
     goto out;
   }
   json_object_set_new(out, "token", json_string(jwt));
+  if(r->srv->server_ca_pin[0])
+    json_object_set_new(out, "server_ca_fingerprint",
+                        json_string(r->srv->server_ca_pin));
   rc = mdm_req_reply_json(r, 201, out);
 out:
   free(jwt);
@@ -283,7 +294,7 @@ mdm_rc mdm_api_enroll(struct mdm_req *r)
       goto out;
     }
     rc = mdm_cert_issue(ca->key, ca->cert, json_string_value(csr), tenant,
-                        device_id, r->srv->cfg.device_cert_days, now,
+                        device_id, r->srv->cfg.device_cert_s, now,
                         &issued, why, sizeof(why));
     if(rc == MDM_ERR_INVAL) {
       rc = mdm_req_fail(r, MDM_ERR_INVAL, "field 'csr': %s", why);
@@ -405,6 +416,81 @@ out:
   free(facts_text);
   json_decref(detail);
   json_decref(claims);
+  json_decref(body);
+  return rc;
+}
+
+/* POST /v1/agent/certificate {csr}: a device renews its certificate (at
+ * two thirds of its lifetime, or on rotate_certificate) with a key it has
+ * just made.  The new certificate is stored and the device's others are
+ * revoked in one transaction: a device has one valid certificate. */
+mdm_rc mdm_api_agent_certificate(struct mdm_req *r)
+{
+  static const char *const fields[] = {"csr", NULL};
+  json_t *body = NULL, *csr, *detail = NULL, *ans;
+  const struct mdm_ca *ca = NULL;
+  struct mdm_issued issued;
+  struct mdm_cert_in cert_in;
+  struct mdm_audit_in a;
+  int64_t now = mdm_now_ms() / 1000;
+  char why[256];
+  mdm_rc rc;
+
+  memset(&issued, 0, sizeof(issued));
+  rc = mdm_req_json_body(r, fields, &body);
+  if(rc)
+    return rc;
+  csr = json_object_get(body, "csr");
+  if(!json_is_string(csr)) {
+    rc = mdm_req_fail(r, MDM_ERR_INVAL, "field 'csr': expected a string");
+    goto out;
+  }
+  rc = mdm_ca_get(r->srv, r->who.tenant_id, &ca);
+  if(rc) {
+    mdm_req_fail(r, rc, "cannot load the tenant's certificate authority");
+    goto out;
+  }
+  rc = mdm_cert_issue(ca->key, ca->cert, json_string_value(csr),
+                      r->who.tenant_id, r->who.id, r->srv->cfg.device_cert_s,
+                      now, &issued, why, sizeof(why));
+  if(rc == MDM_ERR_INVAL) {
+    rc = mdm_req_fail(r, MDM_ERR_INVAL, "field 'csr': %s", why);
+    goto out;
+  }
+  if(rc) {
+    mdm_req_fail(r, rc, "cannot issue the device certificate");
+    goto out;
+  }
+  cert_in.serial = issued.serial;
+  cert_in.fingerprint = issued.fingerprint;
+  cert_in.not_before = issued.not_before;
+  cert_in.not_after = issued.not_after;
+  detail = json_pack("{s:s, s:s}", "serial", issued.serial, "fingerprint",
+                     issued.fingerprint);
+  a.actor = r->who.actor;
+  a.action = "device.certificate_renew";
+  a.target = r->who.id;
+  a.detail = detail;
+  rc = r->srv->store->ops->cert_renew(r->srv->store, r->who.tenant_id,
+                                      r->who.id, &cert_in, now, &a);
+  if(rc == MDM_ERR_AUTH) {
+    rc = mdm_req_fail(r, MDM_ERR_AUTH, "device is retired or wiped");
+    goto out;
+  }
+  if(rc) {
+    mdm_req_fail(r, rc, "cannot store the device certificate");
+    goto out;
+  }
+  mdm_info("device %s renewed its certificate (serial %s)", r->who.id,
+           issued.serial);
+  ans = json_pack("{s:s, s:s, s:I, s:s}", "certificate", issued.pem,
+                  "ca_certificate", ca->cert_pem, "not_after",
+                  (json_int_t)issued.not_after, "fingerprint",
+                  issued.fingerprint);
+  rc = mdm_req_reply_json(r, 200, ans);
+out:
+  free(issued.pem);
+  json_decref(detail);
   json_decref(body);
   return rc;
 }

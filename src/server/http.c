@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "server/http.h"
+#include "server/tls.h"
 #include "server/api.h"
 #include "server/metrics.h"
 #include "server/router.h"
@@ -514,6 +515,9 @@ static mdm_rc parse_listen(const char *listen, struct sockaddr_storage *ss,
   return MDM_OK;
 }
 
+/* TLS 1.2 and 1.3 only, GnuTLS's default suites otherwise. */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
 mdm_rc mdm_http_start(struct mdm_server *srv)
 {
   struct sockaddr_storage ss;
@@ -531,19 +535,39 @@ mdm_rc mdm_http_start(struct mdm_server *srv)
           MHD_USE_ERROR_LOG | MHD_USE_ITC;
   if(is_v6)
     flags |= MHD_USE_IPv6;
-  srv->httpd = MHD_start_daemon(
-    flags, 0, NULL, NULL, on_request, srv,
-    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-    MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-    MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->cfg.max_connections,
-    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-    MHD_OPTION_THREAD_STACK_SIZE, (size_t)(1024 * 1024),
-    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-    MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
-    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-    MHD_OPTION_END);
+  {
+    struct MHD_OptionItem tls[] = {
+      {MHD_OPTION_HTTPS_MEM_CERT, 0, NULL},
+      {MHD_OPTION_HTTPS_MEM_KEY, 0, NULL},
+      /* Asks for a client certificate without requiring one (tls.h). */
+      {MHD_OPTION_HTTPS_MEM_TRUST, 0, NULL},
+      {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES},
+      {MHD_OPTION_END, 0, NULL},
+    };
+    if(srv->tls) {
+      flags |= MHD_USE_TLS;
+      tls[0].ptr_value = srv->tls->cert_pem;
+      tls[1].ptr_value = srv->tls->key_pem;
+      tls[2].ptr_value = srv->tls->trust_pem;
+    }
+    else
+      tls[0].option = MHD_OPTION_END;
+    srv->httpd = MHD_start_daemon(
+      flags, 0, NULL, NULL, on_request, srv,
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+      MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->cfg.max_connections,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+      MHD_OPTION_THREAD_STACK_SIZE, (size_t)(1024 * 1024),
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+      MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+      MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+      MHD_OPTION_ARRAY, tls,
+      MHD_OPTION_END);
+  }
   if(!srv->httpd) {
-    mdm_error("cannot listen on %s", srv->cfg.listen);
+    mdm_error("cannot listen on %s%s", srv->cfg.listen,
+              srv->tls ? " (or GnuTLS refused the certificate or key)" : "");
     return MDM_ERR_IO;
   }
   info = MHD_get_daemon_info(srv->httpd, MHD_DAEMON_INFO_BIND_PORT);

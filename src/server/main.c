@@ -13,16 +13,19 @@
 #include <openssl/crypto.h>
 #include "core/log.h"
 #include "core/util.h"
+#include "crypto/pki.h"
 #include "server/ca.h"
 #include "server/events.h"
 #include "server/metrics.h"
 #include "server/policyset.h"
 #include "server/push.h"
 #include "server/server.h"
+#include "server/tls.h"
 
 static const char usage_text[] =
   "usage: mdmd [--config FILE] [--listen HOST:PORT] [--data-dir DIR]\n"
   "            [--db URL] [--log-format json|text] [--checkin-interval SECONDS]\n"
+  "            [--tls-cert FILE --tls-key FILE] [--pin-ca FILE]\n"
   "            [--mqtt mqtt://HOST:PORT [--mqtt-admin-user USER]\n"
   "             --mqtt-admin-password-file FILE] [--mqtt-rate N]\n"
   "       mdmd tenant create NAME [--region REGION] [--data-dir DIR | --db URL]\n"
@@ -35,6 +38,11 @@ static const char usage_text[] =
   "  --data-dir DIR          state directory (default ./var)\n"
   "  --db URL                store: sqlite:PATH (default sqlite:DIR/mdm.db)\n"
   "  --log-format json|text  log lines on stderr (default text)\n"
+  "  --tls-cert FILE         serve HTTPS with this PEM chain (leaf first;\n"
+  "                          the last certificate is the CA devices pin)\n"
+  "  --tls-key FILE          its private key (mode 0600 or stricter)\n"
+  "  --pin-ca FILE           the CA that enrollment tokens pin instead (for\n"
+  "                          a TLS-terminating proxy in front of mdmd)\n"
   "  --checkin-interval N    seconds between agent check-ins (default 300)\n"
   "  --mqtt URL              wake devices through this MQTT broker\n"
   "                          (mosquitto with mdm's auth plugin; see\n"
@@ -50,7 +58,8 @@ static const char usage_text[] =
   "                          X-Client-Cert header identifies a device on\n"
   "                          GET /v1/access/check (default: none)\n"
   "  --device-cert-days N    validity of device certificates issued from\n"
-  "                          their CSR at enrollment (default 90)\n"
+  "                          their CSR: N days, or with a unit: 90d, 12h,\n"
+  "                          30m, 45s (default 90)\n"
   "  --region REGION         the region of tenants created without one\n"
   "                          (default 'default'; a /metrics label)\n"
   "  --metrics-token-file FILE  require this bearer token (the file's first\n"
@@ -105,10 +114,35 @@ void mdm_config_defaults(struct mdm_config *cfg)
   mdm_strlcpy(cfg->mqtt_admin_user, "mdmd", sizeof(cfg->mqtt_admin_user));
   cfg->mqtt_rate = 10000;
   mdm_strlcpy(cfg->region, "default", sizeof(cfg->region));
-  cfg->device_cert_days = 90;
+  cfg->device_cert_s = 90LL * 86400;
   mdm_strlcpy(cfg->metrics_label_keys, "department",
               sizeof(cfg->metrics_label_keys));
   mdm_events_config_defaults(&cfg->events);
+}
+
+/* A certificate lifetime: N days, or N with a unit, "90d", "12h", "30m",
+ * "45s" (short lifetimes are for tests and for fleets that renew often);
+ * ten seconds to ten years. */
+static int parse_lifetime(const char *val, int64_t *out)
+{
+  char num[24];
+  size_t len = strlen(val);
+  long long n, unit = 86400;
+  if(!len || len >= sizeof(num))
+    return -1;
+  memcpy(num, val, len + 1);
+  switch(num[len - 1]) {
+  case 'd': unit = 86400; num[--len] = '\0'; break;
+  case 'h': unit = 3600; num[--len] = '\0'; break;
+  case 'm': unit = 60; num[--len] = '\0'; break;
+  case 's': unit = 1; num[--len] = '\0'; break;
+  default: break;
+  }
+  if(mdm_parse_int(num, 1, MDM_CERT_LIFETIME_MAX, &n) ||
+     n * unit < MDM_CERT_LIFETIME_MIN || n * unit > MDM_CERT_LIFETIME_MAX)
+    return -1;
+  *out = (int64_t)(n * unit);
+  return 0;
 }
 
 /* Apply one setting by its flag name (without "--"). */
@@ -148,12 +182,14 @@ static int config_set(struct mdm_config *cfg, const char *key,
   if(!strcmp(key, "trusted-proxies"))
     return mdm_strlcpy(cfg->trusted_proxies, val,
                        sizeof(cfg->trusted_proxies)) ? -1 : 0;
-  if(!strcmp(key, "device-cert-days")) {
-    if(mdm_parse_int(val, 1, 3650, &n))
-      return -1;
-    cfg->device_cert_days = (int)n;
-    return 0;
-  }
+  if(!strcmp(key, "device-cert-days"))
+    return parse_lifetime(val, &cfg->device_cert_s);
+  if(!strcmp(key, "tls-cert"))
+    return mdm_strlcpy(cfg->tls_cert, val, sizeof(cfg->tls_cert)) ? -1 : 0;
+  if(!strcmp(key, "tls-key"))
+    return mdm_strlcpy(cfg->tls_key, val, sizeof(cfg->tls_key)) ? -1 : 0;
+  if(!strcmp(key, "pin-ca"))
+    return mdm_strlcpy(cfg->pin_ca, val, sizeof(cfg->pin_ca)) ? -1 : 0;
   if(!strcmp(key, "region")) {
     if(!*val || strspn(val, "abcdefghijklmnopqrstuvwxyz0123456789-_") !=
        strlen(val))
@@ -185,6 +221,7 @@ static const char *const env_keys[] = {"listen", "data-dir", "db",
                                        "mqtt-admin-password-file",
                                        "mqtt-rate", "region",
                                        "device-cert-days", "trusted-proxies",
+                                       "tls-cert", "tls-key", "pin-ca",
                                        "metrics-token-file",
                                        "metrics-label-keys", "events-queue",
                                        "events-file", "events-file-max-size",
@@ -299,10 +336,6 @@ static void parse_flags(struct mdm_config *cfg, int argc, char **argv,
     if(!strcmp(a, "--region") && region) {
       *region = v;
       continue;
-    }
-    if(!strcmp(a, "--tls-cert") || !strcmp(a, "--tls-key")) {
-      fprintf(stderr, "mdmd: %s is not supported by this version yet\n", a);
-      exit(1);
     }
     switch(config_set(cfg, a + 2, v)) {
     case 0:
@@ -506,6 +539,17 @@ static mdm_rc start_events(struct mdm_server *srv)
   return mdm_events_new(&srv->cfg.events, srv->cfg.data_dir, &srv->events);
 }
 
+/* --tls-cert/--tls-key/--pin-ca: read and checked before binding. */
+static mdm_rc start_tls(struct mdm_server *srv)
+{
+  char err[1400];
+  mdm_rc rc = mdm_tls_load(&srv->cfg, &srv->tls, srv->server_ca_pin, err,
+                           sizeof(err));
+  if(rc)
+    fprintf(stderr, "mdmd: %s\n", err);
+  return rc;
+}
+
 int main(int argc, char **argv)
 {
   struct mdm_server srv;
@@ -530,7 +574,8 @@ int main(int argc, char **argv)
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
   umask(077);
-  if(start_events(&srv) || open_store(&srv.cfg, &srv.store))
+  if(start_tls(&srv) || start_events(&srv) ||
+     open_store(&srv.cfg, &srv.store))
     goto out;
   mdm_events_attach(srv.events, srv.store);
   if(mdm_keycache_new(&srv.keys) || mdm_tokcache_new(&srv.devtokens) ||
@@ -554,8 +599,11 @@ int main(int argc, char **argv)
       host[colon - srv.cfg.listen] = '\0';
     printf("listening on %s:%d\n", host, srv.port);
     fflush(stdout);
-    mdm_info("mdmd %s listening on %s:%d (store %s, data dir %s)", MDM_VERSION,
-             host, srv.port, srv.store->ops->name, srv.cfg.data_dir);
+    mdm_info("mdmd %s listening on %s:%d (%s, store %s, data dir %s)",
+             MDM_VERSION, host, srv.port, srv.tls ? "https" : "http",
+             srv.store->ops->name, srv.cfg.data_dir);
+    if(srv.server_ca_pin[0])
+      mdm_info("devices pin the server CA %s", srv.server_ca_pin);
   }
   while(sigwait(&sigs, &sig) == 0 && sig != SIGTERM && sig != SIGINT)
     ;
@@ -582,6 +630,7 @@ out:
   mdm_keycache_free(srv.keys);
   mdm_tokcache_free(srv.devtokens);
   mdm_policycache_free(srv.policies);
+  mdm_tls_free(srv.tls);
   if(!ret)
     mdm_info("stopped");
   return ret;

@@ -18,6 +18,7 @@
 #include "server/api.h"
 #include "server/ca.h"
 #include "server/router.h"
+#include "server/tls.h"
 
 #define READ_ROLES MDM_ROLES_ALL
 #define ADMIN_ROLES (MDM_ROLE_OWNER | MDM_ROLE_ADMIN)
@@ -86,6 +87,8 @@ const struct mdm_route mdm_routes[] = {
   {"GET", "/v1/agent/policy", mdm_api_agent_policy, MDM_AUTH_DEVICE},
   {"GET", "/v1/agent/commands", mdm_api_agent_commands, MDM_AUTH_DEVICE},
   {"POST", "/v1/agent/commands/{id}/result", mdm_api_agent_command_result,
+   MDM_AUTH_DEVICE},
+  {"POST", "/v1/agent/certificate", mdm_api_agent_certificate,
    MDM_AUTH_DEVICE},
 };
 
@@ -315,43 +318,56 @@ static int url_decode(const char *s, char *out, size_t n)
   return 0;
 }
 
-/* The device of a certificate a trusted proxy forwarded: known to the
- * store by its fingerprint, not revoked, not expired, and signed by its
- * tenant's CA. */
-static mdm_rc auth_proxy_cert(struct mdm_req *r, const char *escaped)
+/* The device of a client certificate: known to the store by its
+ * fingerprint (the SHA-256 of exactly the bytes mdmd signed), not revoked,
+ * not expired, and signed by its tenant's CA.  Fills *dev. */
+static mdm_rc auth_cert(struct mdm_req *r, X509 *x, struct mdm_cert_row *dev)
 {
-  char pem[MDM_CERT_MAX + 1], fp[MDM_FINGERPRINT_LEN + 1];
-  struct mdm_cert_row row;
+  char fp[MDM_FINGERPRINT_LEN + 1];
   const struct mdm_ca *ca;
-  X509 *x = NULL;
   int64_t now = mdm_now_ms() / 1000;
-  mdm_rc rc = MDM_ERR_AUTH;
 
-  if(!peer_is_trusted(r))
-    return mdm_req_fail(r, MDM_ERR_AUTH, "a client certificate is only "
-                        "taken from a trusted proxy");
-  if(url_decode(escaped, pem, sizeof(pem)) || mdm_cert_from_pem(pem, &x) ||
-     mdm_cert_fingerprint(x, fp)) {
-    X509_free(x);
+  if(mdm_cert_fingerprint(x, fp))
     return mdm_req_fail(r, MDM_ERR_AUTH, "invalid client certificate");
+  if(r->srv->store->ops->cert_lookup(r->srv->store, fp, dev))
+    return mdm_req_fail(r, MDM_ERR_AUTH, "unknown client certificate");
+  if(dev->revoked_at)
+    return mdm_req_fail(r, MDM_ERR_AUTH, "revoked client certificate");
+  if(dev->not_after <= now)
+    return mdm_req_fail(r, MDM_ERR_AUTH, "expired client certificate");
+  if(mdm_ca_get(r->srv, dev->tenant_id, &ca) ||
+     X509_verify(x, X509_get0_pubkey(ca->cert)) != 1)
+    return mdm_req_fail(r, MDM_ERR_AUTH, "client certificate not from the "
+                        "tenant's CA");
+  return MDM_OK;
+}
+
+/* The device certificate of r, if it has one: forwarded by a trusted proxy
+ * (X-Client-Cert, URL-encoded PEM), or presented in r's own TLS handshake.
+ * *has is 0 when there is none; a certificate that does not name an
+ * active device's current certificate fails the request. */
+static mdm_rc device_cert(struct mdm_req *r, struct mdm_cert_row *dev,
+                          int *has)
+{
+  const char *xc = mdm_req_header(r, "X-Client-Cert");
+  char pem[MDM_CERT_MAX + 1];
+  X509 *x = NULL;
+  mdm_rc rc;
+
+  *has = 0;
+  if(xc && *xc) {
+    if(!peer_is_trusted(r))
+      return mdm_req_fail(r, MDM_ERR_AUTH, "a client certificate is only "
+                          "taken from a trusted proxy");
+    if(url_decode(xc, pem, sizeof(pem)) || mdm_cert_from_pem(pem, &x))
+      return mdm_req_fail(r, MDM_ERR_AUTH, "invalid client certificate");
   }
-  if(r->srv->store->ops->cert_lookup(r->srv->store, fp, &row))
-    mdm_req_fail(r, MDM_ERR_AUTH, "unknown client certificate");
-  else if(row.revoked_at)
-    mdm_req_fail(r, MDM_ERR_AUTH, "revoked client certificate");
-  else if(row.not_after <= now)
-    mdm_req_fail(r, MDM_ERR_AUTH, "expired client certificate");
-  else if(mdm_ca_get(r->srv, row.tenant_id, &ca) ||
-          X509_verify(x, X509_get0_pubkey(ca->cert)) != 1)
-    mdm_req_fail(r, MDM_ERR_AUTH, "client certificate not from the "
-                 "tenant's CA");
-  else {
-    r->who.kind = MDM_PRINCIPAL_DEVICE;
-    mdm_strlcpy(r->who.tenant_id, row.tenant_id, sizeof(r->who.tenant_id));
-    mdm_strlcpy(r->who.id, row.device_id, sizeof(r->who.id));
-    snprintf(r->who.actor, sizeof(r->who.actor), "device:%s", row.device_id);
-    rc = MDM_OK;
-  }
+  else if(r->srv->tls)
+    x = mdm_tls_peer_cert(r->conn);
+  if(!x)
+    return MDM_OK;
+  *has = 1;
+  rc = auth_cert(r, x, dev);
   X509_free(x);
   return rc;
 }
@@ -359,33 +375,49 @@ static mdm_rc auth_proxy_cert(struct mdm_req *r, const char *escaped)
 mdm_rc mdm_auth_check(struct mdm_req *r)
 {
   const char *h = mdm_req_header(r, "Authorization");
-  const char *token;
+  const char *token = NULL;
   unsigned need = r->route->auth;
+  struct mdm_cert_row cert;
+  int has_cert = 0;
   mdm_rc rc;
 
   if(need == MDM_AUTH_UNDECLARED) /* a bug: refuse rather than open */
     return mdm_req_fail(r, MDM_ERR_INTERNAL, "route without access rule");
   if(need & MDM_AUTH_PUBLIC)
     return MDM_OK;
-  if(need & MDM_AUTH_PROXY_CERT) {
-    const char *xc = mdm_req_header(r, "X-Client-Cert");
-    if(xc && *xc)
-      return auth_proxy_cert(r, xc);
+  if(h && !strncasecmp(h, "Bearer ", 7)) {
+    token = h + 7;
+    while(*token == ' ')
+      token++;
+    if(!*token)
+      token = NULL;
   }
-  if(!h || strncasecmp(h, "Bearer ", 7))
-    return mdm_req_fail(r, MDM_ERR_AUTH, "missing bearer token");
-  token = h + 7;
-  while(*token == ' ')
-    token++;
-  if(!*token)
+  /* Device endpoints take the device certificate as the credential. */
+  if(need & (MDM_AUTH_DEVICE | MDM_AUTH_PROXY_CERT)) {
+    rc = device_cert(r, &cert, &has_cert);
+    if(rc)
+      return rc;
+  }
+  if(!token && has_cert) {
+    r->who.kind = MDM_PRINCIPAL_DEVICE;
+    mdm_strlcpy(r->who.tenant_id, cert.tenant_id, sizeof(r->who.tenant_id));
+    mdm_strlcpy(r->who.id, cert.device_id, sizeof(r->who.id));
+    snprintf(r->who.actor, sizeof(r->who.actor), "device:%s",
+             cert.device_id);
+    return MDM_OK;
+  }
+  if(!token)
     return mdm_req_fail(r, MDM_ERR_AUTH, "missing bearer token");
 
   if(!strncmp(token, API_TOKEN_PREFIX, strlen(API_TOKEN_PREFIX))) {
+    if(has_cert)
+      return mdm_req_fail(r, MDM_ERR_AUTH, "a device certificate with an "
+                          "API token");
     rc = auth_admin(r, token);
     if(rc)
       return rc;
     if(!(need & mdm_role_bit(r->who.role))) {
-      if(need == MDM_AUTH_DEVICE)
+      if(!(need & MDM_ROLES_ALL))
         return mdm_req_fail(r, MDM_ERR_FORBIDDEN,
                             "this endpoint is for devices");
       return mdm_req_fail(r, MDM_ERR_FORBIDDEN,
@@ -402,5 +434,11 @@ mdm_rc mdm_auth_check(struct mdm_req *r)
   if(!(need & MDM_AUTH_DEVICE))
     return mdm_req_fail(r, MDM_ERR_FORBIDDEN,
                         "a device credential cannot open admin endpoints");
+  /* Both credentials: one device.  A's certificate with B's token is
+   * someone holding what is not theirs. */
+  if(has_cert && (strcmp(cert.device_id, r->who.id) ||
+                  strcmp(cert.tenant_id, r->who.tenant_id)))
+    return mdm_req_fail(r, MDM_ERR_AUTH, "the client certificate and the "
+                        "device token name different devices");
   return MDM_OK;
 }

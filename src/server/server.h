@@ -29,7 +29,10 @@ struct mdm_config {
   char mqtt_admin_password_file[1024];
   int mqtt_rate;           /* wake-ups per second */
   char region[64];         /* a tenant's region when it has none */
-  int device_cert_days;    /* validity of device certificates */
+  int64_t device_cert_s;   /* lifetime of device certificates */
+  char tls_cert[1024];     /* PEM chain: mdmd serves HTTPS when set */
+  char tls_key[1024];      /* its key (mode 0600 or stricter) */
+  char pin_ca[1024];       /* the CA devices pin ("": the chain's last) */
   char trusted_proxies[512];  /* addresses whose X-Client-Cert is believed */
   char metrics_token[256]; /* "" = /metrics is open (read from the file) */
   char metrics_token_file[1024];
@@ -41,6 +44,7 @@ struct mdm_keycache;
 struct mdm_tokcache;
 struct mdm_policycache;
 struct mdm_push;
+struct mdm_tls;
 
 struct mdm_server {
   struct mdm_config cfg;
@@ -51,6 +55,10 @@ struct mdm_server {
   struct MHD_Daemon *httpd;
   struct mdm_push *push;      /* NULL without --mqtt */
   struct mdm_events *events;  /* NULL without an --events-* sink */
+  struct mdm_tls *tls;        /* NULL without --tls-cert */
+  /* "sha256:<hex>" of the CA that devices pin (enrollment tokens carry
+   * it), "" when neither --tls-cert nor --pin-ca is set. */
+  char server_ca_pin[8 + 64];
   atomic_int in_flight;       /* requests being handled */
   atomic_int is_draining;
   int port;                   /* the bound port */

@@ -524,6 +524,13 @@ struct mdm_store_ops {
    * revoked).  MDM_ERR_NOTFOUND when none was issued. */
   mdm_rc (*cert_lookup)(struct mdm_store *s, const char *fingerprint,
                         struct mdm_cert_row *out);
+  /* A renewed certificate for an active device (its new CSR): the
+   * device's other certificates are revoked and this one stored, with the
+   * audit record a, in one transaction; a device has one valid certificate.
+   * MDM_ERR_AUTH when the device is not active. */
+  mdm_rc (*cert_renew)(struct mdm_store *s, const char *tenant,
+                       const char *device_id, const struct mdm_cert_in *cert,
+                       int64_t now, const struct mdm_audit_in *a);
 };
 
 struct mdm_store {

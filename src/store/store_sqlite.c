@@ -4027,6 +4027,63 @@ static mdm_rc sq_cert_lookup(struct mdm_store *s, const char *fingerprint,
                      NULL, cert_lookup_row, out);
 }
 
+struct cert_renew_args {
+  const char *tenant, *device_id;
+  const struct mdm_cert_in *cert;
+  int64_t now;
+  const struct mdm_audit_in *a;
+};
+
+static mdm_rc job_cert_renew(struct sq_conn *c, struct sq_job *j)
+{
+  struct cert_renew_args *x = j->arg;
+  sqlite3_stmt *st = sq_stmt(c, SQL_DEVICE_ACTIVE);
+  mdm_rc rc;
+  int r;
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, x->device_id);
+  r = sqlite3_step(st);
+  sq_done(st);
+  if(r != SQLITE_ROW)
+    return r == SQLITE_DONE ? MDM_ERR_AUTH : MDM_ERR_STORE;
+  st = sq_stmt(c, SQL_CERTS_REVOKE);
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, x->device_id);
+  sqlite3_bind_int64(st, 3, x->now);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(rc)
+    return rc;
+  st = sq_stmt(c, SQL_CERT_INSERT);
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, x->tenant);
+  bind_text(st, 2, x->cert->serial);
+  bind_text(st, 3, x->device_id);
+  bind_text(st, 4, x->cert->fingerprint);
+  sqlite3_bind_int64(st, 5, x->cert->not_before);
+  sqlite3_bind_int64(st, 6, x->cert->not_after);
+  sqlite3_bind_int64(st, 7, x->now);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  if(rc)
+    return rc;
+  return sq_audit(c, x->tenant, x->a);
+}
+
+static mdm_rc sq_cert_renew(struct mdm_store *s, const char *tenant,
+                            const char *device_id,
+                            const struct mdm_cert_in *cert, int64_t now,
+                            const struct mdm_audit_in *a)
+{
+  struct cert_renew_args x = {tenant, device_id, cert, now, a};
+  return sq_submit((struct sq_store *)s, job_cert_renew, &x);
+}
+
 static const struct mdm_store_ops sqlite_ops = {
   .name = "sqlite",
   .ping = sq_ping,
@@ -4076,6 +4133,7 @@ static const struct mdm_store_ops sqlite_ops = {
   .ca_put = sq_ca_put,
   .cert_revoked_list = sq_cert_revoked_list,
   .cert_lookup = sq_cert_lookup,
+  .cert_renew = sq_cert_renew,
 };
 
 mdm_rc mdm_store_sqlite_open(const char *path, struct mdm_store **out)

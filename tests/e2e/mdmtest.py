@@ -177,10 +177,11 @@ class Response(tuple):
 
 
 def http_request(host, port, method, path, body=None, token=None,
-                 headers=None, raw_body=None, timeout=None):
+                 headers=None, raw_body=None, timeout=None, context=None):
     """One request on its own connection.  body is sent as JSON; raw_body
     (bytes or str) is sent as is, with no Content-Type unless headers say so.
-    A header given as None in headers is not sent."""
+    A header given as None in headers is not sent.  With context (an
+    ssl.SSLContext) the request goes over TLS."""
     hdrs = {}
     data = None
     if token is not None:
@@ -195,8 +196,12 @@ def http_request(host, port, method, path, body=None, token=None,
             hdrs.pop(k, None)
         else:
             hdrs[k] = v
-    conn = http.client.HTTPConnection(host, port,
-                                      timeout=timeout or HTTP_TIMEOUT)
+    if context is not None:
+        conn = http.client.HTTPSConnection(host, port, context=context,
+                                           timeout=timeout or HTTP_TIMEOUT)
+    else:
+        conn = http.client.HTTPConnection(host, port,
+                                          timeout=timeout or HTTP_TIMEOUT)
     try:
         conn.request(method, path, body=data, headers=hdrs)
         resp = conn.getresponse()
@@ -262,12 +267,16 @@ class Server:
         self.logs = []           # stderr files, one per start
         self.stdout_lines = []   # of the current run
         self.bootstrap_token = None
+        # An ssl.SSLContext trusting the server when it runs with
+        # --tls-cert: api() then speaks HTTPS.
+        self.tls_context = None
 
     # -- life cycle --
 
     @property
     def url(self):
-        return "http://%s:%d" % (self.host, self.port)
+        return "%s://%s:%d" % ("https" if self.tls_context else "http",
+                               self.host, self.port)
 
     def argv(self):
         return [MDMD, "--listen", "127.0.0.1:0", "--data-dir", self.data_dir,
@@ -393,7 +402,7 @@ class Server:
             token = self.token
         return http_request(self.host, self.port, method, path, body=body,
                             token=token, headers=headers, raw_body=raw_body,
-                            timeout=timeout)
+                            timeout=timeout, context=self.tls_context)
 
     # -- the database --
 

@@ -20,6 +20,7 @@
 #include "crypto/key.h"
 #include "crypto/pki.h"
 
+#define D90 (90 * 86400)  /* a device certificate's default lifetime */
 #define TENANT "7d3a1c3e-6d0e-4f7e-9a55-0b1f4b2f0a01"
 #define DEVICE "0747e9be-b875-429a-aaec-27356fd32719"
 #define NOW ((int64_t)1800000000)
@@ -115,7 +116,7 @@ static void test_issue(void **state)
   const unsigned char *uri;
 
   assert_int_equal(mdm_cert_issue(f->ca_key, f->ca, f->csr, TENANT, DEVICE,
-                                  90, NOW, &is, why, sizeof(why)), 0);
+                                  D90, NOW, &is, why, sizeof(why)), 0);
   assert_string_equal(why, "");
   assert_int_equal(mdm_cert_from_pem(is.pem, &c), 0);
   /* The subject is the server's, not the CSR's. */
@@ -160,7 +161,7 @@ static void test_other_ca_does_not_verify(void **state)
   struct mdm_issued is;
   char why[256];
   assert_int_equal(mdm_ca_create(TENANT, "other", &k2, &ca2), 0);
-  assert_int_equal(mdm_cert_issue(k2, ca2, f->csr, TENANT, DEVICE, 90, NOW,
+  assert_int_equal(mdm_cert_issue(k2, ca2, f->csr, TENANT, DEVICE, D90, NOW,
                                   &is, why, sizeof(why)), 0);
   assert_int_equal(mdm_cert_from_pem(is.pem, &c), 0);
   assert_int_not_equal(verify(f->ca, c, NULL, NOW + 60), X509_V_OK);
@@ -178,29 +179,29 @@ static void test_bad_csrs(void **state)
   EVP_PKEY *rsa = EVP_RSA_gen(2048), *p384 = EVP_EC_gen("P-384");
   char big[MDM_CSR_MAX + 2];
 
-  assert_int_equal(mdm_cert_issue(f->ca_key, f->ca, "", TENANT, DEVICE, 90,
+  assert_int_equal(mdm_cert_issue(f->ca_key, f->ca, "", TENANT, DEVICE, D90,
                                   NOW, &is, why, sizeof(why)), MDM_ERR_INVAL);
   assert_string_equal(why, "the CSR is empty");
   assert_int_equal(mdm_cert_issue(f->ca_key, f->ca, "hello", TENANT, DEVICE,
-                                  90, NOW, &is, why, sizeof(why)),
+                                  D90, NOW, &is, why, sizeof(why)),
                    MDM_ERR_INVAL);
   assert_string_equal(why, "not a PEM certificate request (CSR)");
   memset(big, 'A', sizeof(big) - 1);
   big[sizeof(big) - 1] = '\0';
-  assert_int_equal(mdm_cert_issue(f->ca_key, f->ca, big, TENANT, DEVICE, 90,
+  assert_int_equal(mdm_cert_issue(f->ca_key, f->ca, big, TENANT, DEVICE, D90,
                                   NOW, &is, why, sizeof(why)), MDM_ERR_INVAL);
   assert_string_equal(why, "the CSR is larger than 8192 bytes");
 
   /* Wrong key types. */
   assert_non_null(rsa);
   assert_int_equal(mdm_csr_create(rsa, "x", &csr), 0);
-  assert_int_equal(mdm_cert_issue(f->ca_key, f->ca, csr, TENANT, DEVICE, 90,
+  assert_int_equal(mdm_cert_issue(f->ca_key, f->ca, csr, TENANT, DEVICE, D90,
                                   NOW, &is, why, sizeof(why)), MDM_ERR_INVAL);
   assert_string_equal(why, "the CSR's key must be EC P-256");
   free(csr);
   assert_non_null(p384);
   assert_int_equal(mdm_csr_create(p384, "x", &csr), 0);
-  assert_int_equal(mdm_cert_issue(f->ca_key, f->ca, csr, TENANT, DEVICE, 90,
+  assert_int_equal(mdm_cert_issue(f->ca_key, f->ca, csr, TENANT, DEVICE, D90,
                                   NOW, &is, why, sizeof(why)), MDM_ERR_INVAL);
   assert_string_equal(why, "the CSR's key must be EC P-256");
   free(csr);
@@ -214,7 +215,7 @@ static void test_bad_csrs(void **state)
   assert_non_null(p);
   p -= 8;
   *p = *p == 'A' ? 'B' : 'A';
-  assert_int_equal(mdm_cert_issue(f->ca_key, f->ca, csr, TENANT, DEVICE, 90,
+  assert_int_equal(mdm_cert_issue(f->ca_key, f->ca, csr, TENANT, DEVICE, D90,
                                   NOW, &is, why, sizeof(why)), MDM_ERR_INVAL);
   assert_true(!strcmp(why, "the CSR's signature does not verify (no proof of "
                            "possession of its key)") ||
@@ -233,9 +234,9 @@ static void test_crl(void **state)
   char why[256], *crl = NULL;
   X509 *ca_ = NULL, *cb = NULL;
   assert_int_equal(mdm_cert_issue(f->ca_key, f->ca, f->csr, TENANT, DEVICE,
-                                  90, NOW, &a, why, sizeof(why)), 0);
+                                  D90, NOW, &a, why, sizeof(why)), 0);
   assert_int_equal(mdm_cert_issue(f->ca_key, f->ca, f->csr, TENANT, DEVICE,
-                                  90, NOW, &b, why, sizeof(why)), 0);
+                                  D90, NOW, &b, why, sizeof(why)), 0);
   assert_string_not_equal(a.serial, b.serial);
   assert_int_equal(mdm_cert_from_pem(a.pem, &ca_), 0);
   assert_int_equal(mdm_cert_from_pem(b.pem, &cb), 0);

@@ -1,0 +1,47 @@
+/*
+ * tls.h: mdmd serving HTTPS (issue 5).  libmicrohttpd speaks TLS through
+ * GnuTLS; this file loads the certificate chain and key it is given, works
+ * out the CA that devices pin, and reads a connection's client
+ * certificate so that device endpoints can take it as the credential.
+ *
+ * The client certificate is asked for, never required, at the TLS layer:
+ * an admin with an API token has none, and which CA a device certificate
+ * must come from depends on the tenant, known only once the certificate is
+ * looked up (router.c).  GnuTLS still checks that the client holds the
+ * certificate's key (the handshake's CertificateVerify).
+ */
+#ifndef MDM_SERVER_TLS_H
+#define MDM_SERVER_TLS_H
+
+#include <stddef.h>
+#include <openssl/x509.h>
+#include <microhttpd.h>
+#include "core/rc.h"
+
+struct mdm_config;
+
+struct mdm_tls {
+  char *cert_pem;     /* the chain, as served */
+  char *key_pem;      /* secret: cleansed when freed */
+  char *trust_pem;    /* the CA names offered in the certificate request */
+};
+
+/* The pin of the PEM certificate cert_pem: "sha256:<64 hex>" over its DER
+ * into out[72]. */
+mdm_rc mdm_tls_pin_of(X509 *cert, char out[72]);
+
+/* Read cfg's --tls-cert/--tls-key (when set) into *out (NULL when mdmd
+ * serves plain HTTP) and the pin devices take (--pin-ca, else the chain's
+ * last certificate; "" when neither is set) into pin[72].  Refuses a key
+ * that group or others may read, a key that does not match the chain's
+ * first certificate, and anything but PEM certificates in the chain; the
+ * reason goes into err[n]. */
+mdm_rc mdm_tls_load(const struct mdm_config *cfg, struct mdm_tls **out,
+                    char pin[72], char *err, size_t n);
+void mdm_tls_free(struct mdm_tls *t);
+
+/* The certificate the client of conn presented in its TLS handshake
+ * (caller frees), or NULL (plain HTTP, or none presented). */
+X509 *mdm_tls_peer_cert(struct MHD_Connection *conn);
+
+#endif
