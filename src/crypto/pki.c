@@ -119,6 +119,17 @@ mdm_rc mdm_cert_fingerprint(X509 *cert, char *out)
   return MDM_OK;
 }
 
+mdm_rc mdm_der_fingerprint(const unsigned char *der, size_t len, char *out)
+{
+  unsigned char md[32];
+  unsigned int i;
+  if(!der || !len || EVP_Digest(der, len, md, NULL, EVP_sha256(), NULL) != 1)
+    return MDM_ERR_CRYPTO;
+  for(i = 0; i < sizeof(md); i++)
+    snprintf(out + 2 * i, 3, "%02x", md[i]);
+  return MDM_OK;
+}
+
 mdm_rc mdm_ca_create(const char *tenant_id, const char *name, EVP_PKEY **key,
                      X509 **cert)
 {

@@ -78,6 +78,8 @@ mdm_rc mdm_cert_from_pem(const char *pem, X509 **cert /* OUT */);
 
 /* SHA-256 of cert's DER as lowercase hex into out[MDM_FINGERPRINT_LEN+1]. */
 mdm_rc mdm_cert_fingerprint(X509 *cert, char *out);
+/* The same from the DER bytes themselves (no parsing). */
+mdm_rc mdm_der_fingerprint(const unsigned char *der, size_t len, char *out);
 
 /* A new P-256 key (kept by the device, never sent) and a CSR for it
  * (PEM, caller frees); the subject is a hint only, the server sets its

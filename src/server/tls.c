@@ -223,20 +223,22 @@ void mdm_tls_free(struct mdm_tls *t)
   free(t);
 }
 
-X509 *mdm_tls_peer_cert(struct MHD_Connection *conn)
+int mdm_tls_peer_der(struct MHD_Connection *conn, const unsigned char **der,
+                     size_t *len)
 {
   const union MHD_ConnectionInfo *ci =
     MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
   const gnutls_datum_t *peers;
-  const unsigned char *p;
   unsigned int count = 0;
 
   if(!ci || !ci->tls_session)
-    return NULL;
+    return 0;
   peers = gnutls_certificate_get_peers((gnutls_session_t)ci->tls_session,
                                        &count);
-  if(!peers || !count || !peers[0].data || peers[0].size > MDM_CERT_MAX)
-    return NULL;
-  p = peers[0].data;
-  return d2i_X509(NULL, &p, (long)peers[0].size);
+  if(!peers || !count || !peers[0].data || !peers[0].size ||
+     peers[0].size > MDM_CERT_MAX)
+    return 0;
+  *der = peers[0].data;
+  *len = peers[0].size;
+  return 1;
 }

@@ -40,8 +40,11 @@ mdm_rc mdm_tls_load(const struct mdm_config *cfg, struct mdm_tls **out,
                     char pin[72], char *err, size_t n);
 void mdm_tls_free(struct mdm_tls *t);
 
-/* The certificate the client of conn presented in its TLS handshake
- * (caller frees), or NULL (plain HTTP, or none presented). */
-X509 *mdm_tls_peer_cert(struct MHD_Connection *conn);
+/* The DER of the certificate the client of conn presented in its TLS
+ * handshake (borrowed, valid while the connection is), or 0 when there is
+ * none (plain HTTP, or none presented). */
+int mdm_tls_peer_der(struct MHD_Connection *conn,
+                     const unsigned char **der /* OUT */,
+                     size_t *len /* OUT */);
 
 #endif
