@@ -150,6 +150,16 @@ def test_https_and_the_pin_in_enrollment_tokens(tls_server, tmp_path):
     assert r.body["server_ca_fingerprint"] == pin
     assert mdmtest.jwt_parts(r.body["token"])[1]["server_ca"] == pin
     assert "devices pin the server CA %s" % pin in srv.stderr()
+    # mdmctl over HTTPS with the CA given; without it, the system store
+    # does not know this CA and it refuses.
+    env = mdmtest.clean_env({"MDM_SERVER": srv.url, "MDM_TOKEN": srv.token})
+    p = mdmtest.run([mdmtest.MDMCTL, "--ca-file", srv.ca_pem,
+                     "enroll-token", "create"], env=env)
+    assert p.returncode == 0, p.stderr
+    assert mdmtest.jwt_parts(p.stdout.strip())[1]["server_ca"] == pin
+    p = mdmtest.run([mdmtest.MDMCTL, "enroll-token", "create"], env=env)
+    assert p.returncode != 0 and p.stdout == ""
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
 
 
 def test_device_certificate_is_the_credential(tls_server, tmp_path):
