@@ -39,6 +39,12 @@ struct mdm_action_ctx {
    * failed.  NULL when unavailable. */
   mdm_rc (*policy_sync)(void *ud, json_t **profiles, char *msg, size_t n);
   void *policy_sync_ud;
+  /* rotate_certificate: renew the device certificate now (identity.h);
+   * on success detail[n] is the JSON text {"not_after": EPOCH,
+   * "fingerprint": HEX} of the new one, else why it failed.  NULL when
+   * unavailable. */
+  mdm_rc (*rotate_cert)(void *ud, char *detail, size_t n);
+  void *rotate_cert_ud;
 };
 
 /* What an action did. */

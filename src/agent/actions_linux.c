@@ -23,8 +23,9 @@
  *   install_profile, remove_profile {name}: fetch, verify and enforce the
  *                   configuration bundle now, then confirm the profile is
  *                   (install) or is no longer (remove) in it (act_profile).
- *   rotate_certificate: failed "not supported yet" (device certificates
- *                   come with the zero-trust issue).
+ *   rotate_certificate: renew the device certificate now, whatever its
+ *                   age (ctx->rotate_cert, identity.h); completed with
+ *                   {"not_after", "fingerprint"} of the new one as detail.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -288,10 +289,18 @@ static void act_os_update(const struct mdm_action_ctx *ctx,
   run_configured(ctx, ctx->cfg->os_update_command, "os_update_command", res);
 }
 
-static void act_not_yet(const struct mdm_action_ctx *ctx,
-                        struct mdm_action_result *res)
+static void act_rotate_certificate(const struct mdm_action_ctx *ctx,
+                                   struct mdm_action_result *res)
 {
-  mdm_action_set(res, 0, "not supported yet");
+  char detail[MDM_ACTION_DETAIL_MAX];
+  mdm_rc rc;
+  if(!ctx->rotate_cert) {
+    mdm_action_set(res, 0, "cannot renew the certificate now");
+    return;
+  }
+  detail[0] = '\0';
+  rc = ctx->rotate_cert(ctx->rotate_cert_ud, detail, sizeof(detail));
+  mdm_action_set(res, !rc, "%s", detail[0] ? detail : mdm_strerror(rc));
 }
 
 static void act_refresh(const struct mdm_action_ctx *ctx,
@@ -578,7 +587,7 @@ const struct mdm_action mdm_actions_linux[] = {
   {"os_update", act_os_update, os_update_ready},
   {"install_profile", act_install_profile, NULL},
   {"remove_profile", act_remove_profile, NULL},
-  {"rotate_certificate", act_not_yet, NULL},
+  {"rotate_certificate", act_rotate_certificate, NULL},
   {"refresh_inventory", act_refresh, NULL},
   {NULL, NULL, NULL}
 };

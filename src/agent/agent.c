@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include "agent/agent.h"
 #include "agent/client.h"
@@ -43,6 +44,7 @@
 #include "agent/config.h"
 #include "agent/enforce.h"
 #include "agent/facts.h"
+#include "agent/identity.h"
 #include "agent/policy.h"
 #include "agent/push.h"
 #include "agent/queue.h"
@@ -237,6 +239,8 @@ struct agent {
   struct mdm_client *client;
   struct mdm_queue *queue;
   struct mdm_push *push;  /* NULL: polling only */
+  struct mdm_identity ident;   /* the device certificate in use */
+  int has_ident;
   struct {
     char msg[256];
     int64_t at_ns;
@@ -351,6 +355,104 @@ static void agent_record_changes(struct agent *a, json_t *facts)
   if(rc)
     mdm_warn("cannot keep the facts in '%s': %s", a->o->state_dir,
              mdm_strerror(rc));
+}
+
+/* ---- the device certificate ---------------------------------------------------- */
+
+/* Use id from now on: the client presents it over https (on a new
+ * connection). */
+static void agent_use_identity(struct agent *a, const struct mdm_identity *id)
+{
+  a->ident = *id;
+  a->has_ident = 1;
+  if(mdm_client_set_identity(a->client, id->cert_file, id->key_file))
+    mdm_warn("cannot present the device certificate: %s",
+             mdm_strerror(MDM_ERR_NOMEM));
+}
+
+static void agent_identity_load(struct agent *a)
+{
+  struct mdm_identity id;
+  char why[512];
+  mdm_rc rc = mdm_identity_load(a->o->state_dir, a->creds.device_id, &id,
+                                why, sizeof(why));
+  if(!rc)
+    agent_use_identity(a, &id);
+  else if(rc != MDM_ERR_NOTFOUND)
+    mdm_warn("not using the device certificate: %s", why);
+}
+
+/* Renew the certificate now (identity.h); why[n] says why not. */
+static mdm_rc agent_renew(struct agent *a, char *why, size_t n)
+{
+  struct mdm_identity id;
+  char until[32];
+  mdm_rc rc = mdm_identity_renew(a->o->state_dir, a->creds.device_id,
+                                 a->client, a->creds.device_token, &id, why,
+                                 n);
+  if(rc)
+    return rc;
+  agent_use_identity(a, &id);
+  mdm_time_format(id.not_after, until, sizeof(until));
+  mdm_info("device certificate renewed: sha256 %s, valid until %s",
+           id.fingerprint, until);
+  return MDM_OK;
+}
+
+/* Renew once two thirds of the certificate's life are gone, or at once
+ * when the server refused it but took the token.  A failure is one line
+ * (and a rate-limited error event); the next round tries again. */
+static void agent_identity_step(struct agent *a)
+{
+  char why[512];
+  int is_refused = mdm_client_cert_refused(a->client);
+  if(!a->has_ident || stop_signal)
+    return;
+  if(!is_refused && !mdm_identity_renew_due(a->ident.not_before,
+                                            a->ident.not_after,
+                                            mdm_now_ms() / 1000))
+    return;
+  if(is_refused)
+    mdm_info("renewing the device certificate the server refused");
+  if(agent_renew(a, why, sizeof(why)))
+    agent_error(a, "certificate renewal failed: %s", why);
+}
+
+/* rotate_certificate: renew now, whatever the certificate's age. */
+static mdm_rc agent_rotate_cert(void *ud, char *detail, size_t n)
+{
+  struct agent *a = ud;
+  char why[512], *text = NULL;
+  json_t *d;
+  mdm_rc rc = agent_renew(a, why, sizeof(why));
+  if(rc) {
+    snprintf(detail, n, "certificate renewal failed: %s", why);
+    return rc;
+  }
+  d = json_pack("{s:I, s:s}", "not_after", (json_int_t)a->ident.not_after,
+                "fingerprint", a->ident.fingerprint);
+  if(d)
+    text = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+  json_decref(d);
+  if(!text) {
+    /* Renewed all the same: say so rather than fail. */
+    snprintf(detail, n, "{\"fingerprint\":\"%s\"}", a->ident.fingerprint);
+    return MDM_OK;
+  }
+  snprintf(detail, n, "%s", text);
+  free(text);
+  return MDM_OK;
+}
+
+/* The policy fetcher talks like the client: same CA, same certificate. */
+static void agent_policy_http(struct agent *a, struct mdm_policy_http *http)
+{
+  memset(http, 0, sizeof(*http));
+  http->server = a->creds.server;
+  http->ca_file = a->o->ca_file ? a->o->ca_file : a->creds.ca_file;
+  http->device_token = a->creds.device_token;
+  mdm_client_identity(a->client, &http->cert_file, &http->key_file);
+  http->abort_flag = &stop_signal;
 }
 
 /* Is s fit to go back to the server in an If-None-Match header? */
@@ -552,11 +654,7 @@ static enum round_result agent_policy(struct agent *a, json_t *facts,
   char msg[512];
   mdm_rc rc;
 
-  memset(&http, 0, sizeof(http));
-  http.server = a->creds.server;
-  http.ca_file = a->o->ca_file ? a->o->ca_file : a->creds.ca_file;
-  http.device_token = a->creds.device_token;
-  http.abort_flag = &stop_signal;
+  agent_policy_http(a, &http);
   memset(&in, 0, sizeof(in));
   in.state_dir = a->o->state_dir;
   in.device_id = a->creds.device_id;
@@ -633,11 +731,7 @@ static mdm_rc agent_policy_sync(void *ud, json_t **profiles, char *msg,
     snprintf(msg, n, "cannot read the device's facts");
     return rc ? rc : MDM_ERR_INTERNAL;
   }
-  memset(&http, 0, sizeof(http));
-  http.server = a->creds.server;
-  http.ca_file = a->o->ca_file ? a->o->ca_file : a->creds.ca_file;
-  http.device_token = a->creds.device_token;
-  http.abort_flag = &stop_signal;
+  agent_policy_http(a, &http);
   memset(&in, 0, sizeof(in));
   in.state_dir = a->o->state_dir;
   in.device_id = a->creds.device_id;
@@ -685,6 +779,8 @@ static enum round_result agent_commands(struct agent *a, int is_fetch,
   in.refresh_ud = a;
   in.policy_sync = agent_policy_sync;
   in.policy_sync_ud = a;
+  in.rotate_cert = agent_rotate_cert;
+  in.rotate_cert_ud = a;
   in.stop = &stop_signal;
   rc = mdm_commands_step(&in, &out);
   *is_unmanaged = out.is_unmanaged;
@@ -710,6 +806,7 @@ static enum round_result agent_round(struct agent *a, int *is_checked_in,
   mdm_rc rc;
 
   *is_checked_in = 0;
+  agent_identity_step(a);
   rc = mdm_facts_collect(a->o->root, &facts);
   if(rc || !json_is_object(facts)) {
     agent_error(a, "cannot collect facts: %s",
@@ -724,6 +821,7 @@ static enum round_result agent_round(struct agent *a, int *is_checked_in,
     return res;
   }
   *is_checked_in = 1;
+  agent_identity_step(a);   /* the check-in may have found it refused */
   res = stop_signal ? ROUND_OK : agent_policy(a, facts, etag);
   json_decref(facts);
   if(!stop_signal)
@@ -785,6 +883,14 @@ mdm_rc mdm_agent_run(const struct mdm_agent_opts *o, char *err, size_t n)
   if(rc) {
     snprintf(err, n, "invalid server URL '%s' in the credentials",
              a.creds.server);
+    goto out;
+  }
+  agent_identity_load(&a);
+  if(!a.creds.device_token && !(a.has_ident &&
+                                !strncasecmp(a.creds.server, "https://", 8))) {
+    snprintf(err, n, "no device token in '%s' and no device certificate to "
+             "use over https instead; enroll again", o->state_dir);
+    rc = MDM_ERR_AUTH;
     goto out;
   }
   rc = signals_install();

@@ -4,6 +4,16 @@
  * alive between them.  Requests and answers are JSON; answers are bounded
  * (MDM_CLIENT_MAX_BODY) and never trusted: callers check every type.
  *
+ * Over https (issue 5, zero-trust TLS) the client trusts one CA and nothing
+ * else: the file it is given (the server CA pinned at enrollment,
+ * server-ca.pem, or --ca-file) or the PEM set with mdm_client_trust_pem();
+ * never the system's store, whatever SSL_CERT_FILE or SSL_CERT_DIR say.  It
+ * presents the device certificate (mdm_client_set_identity()) as well as
+ * the bearer token; when the server answers 401 to a request made with the
+ * certificate, the request is made once more with the token alone, and if
+ * that works the client stops presenting the certificate and says so
+ * (mdm_client_cert_refused()): the agent then renews it at once.
+ *
  * Not thread-safe: one thread uses a client at a time.  curl_global_init()
  * must have been called (main does it).
  */
@@ -11,6 +21,7 @@
 #define MDM_AGENT_CLIENT_H
 
 #include <signal.h>
+#include <curl/curl.h>
 #include <jansson.h>
 #include "core/rc.h"
 
@@ -26,15 +37,56 @@ struct mdm_response {
   json_t *body;       /* the body if it parsed as JSON, else NULL; owned */
   char errmsg[256];   /* why the request failed (rc != MDM_OK); one line,
                          stable from one attempt to the next, no secrets */
+  int is_untrusted;   /* failed because the server's certificate did not
+                         verify against the CA trusted */
 };
 
 /* A client for the server at base URL server ("http://" or "https://"; a
- * trailing '/' is ignored), trusting the CA bundle ca_file (NULL: the system
- * default).  MDM_ERR_INVAL for another scheme.  Caller owns *out; free with
- * mdm_client_free(). */
+ * trailing '/' is ignored), trusting only the CA certificates in ca_file
+ * for https (NULL: none, so every https request fails until
+ * mdm_client_trust_pem()).  MDM_ERR_INVAL for another scheme.  Caller owns
+ * *out; free with mdm_client_free(). */
 mdm_rc mdm_client_new(const char *server, const char *ca_file,
                       struct mdm_client **out /* OUT */);
 void mdm_client_free(struct mdm_client *c);
+
+/* Trust only the certificates in pem (copied) instead of the CA file. */
+mdm_rc mdm_client_trust_pem(struct mdm_client *c, const char *pem);
+
+/* Present the certificate in cert_file with the key in key_file (both PEM,
+ * paths copied; NULL, NULL: present none) over https from the next request
+ * on, which opens a new connection: one made with the previous certificate
+ * is not used again. */
+mdm_rc mdm_client_set_identity(struct mdm_client *c, const char *cert_file,
+                               const char *key_file);
+
+/* The certificate and key files presented now; both NULL when none (none
+ * set, plain http, or the server refused it). */
+void mdm_client_identity(const struct mdm_client *c,
+                         const char **cert_file /* OUT */,
+                         const char **key_file /* OUT */);
+
+/* 1 once after the server refused the certificate but took the token (the
+ * client then presents no certificate until mdm_client_set_identity()),
+ * else 0.  Reading it clears it. */
+int mdm_client_cert_refused(struct mdm_client *c);
+
+/* The TLS settings every agent handle to the server shares (also the
+ * policy fetcher's): verify the peer and its name, trust only ca_file
+ * (NULL: nothing), never the system store, no TLS session resumption (a
+ * resumed session would carry a replaced certificate), and present
+ * cert_file/key_file unless NULL. */
+void mdm_client_tls_setup(CURL *h, const char *ca_file,
+                          const char *cert_file, const char *key_file);
+
+/* Connect to server (https) without verifying it and return the
+ * certificates it presents, leaf first, as PEM text in *chain (caller
+ * frees).  Used once, before enrollment, to find the CA the enrollment
+ * token pins: nothing is sent but "GET /healthz".  MDM_ERR_IO with a reason
+ * in err[n] when no TLS session came up, MDM_ERR_NOTFOUND when it presented
+ * no certificate. */
+mdm_rc mdm_client_probe_chain(const char *server, char **chain /* OUT */,
+                              char *err, size_t n);
 
 /* Change the connect and total timeouts of the next requests. */
 void mdm_client_set_timeouts(struct mdm_client *c, long connect_ms,

@@ -309,6 +309,8 @@ static mdm_rc run_one(struct step *s, json_t *cmd)
   ctx.refresh_ud = s->in->refresh_ud;
   ctx.policy_sync = s->in->policy_sync;
   ctx.policy_sync_ud = s->in->policy_sync_ud;
+  ctx.rotate_cert = s->in->rotate_cert;
+  ctx.rotate_cert_ud = s->in->rotate_cert_ud;
   act = mdm_action_find(s->in->table, type);
   if(act && act->is_ready && !act->is_ready(&ctx, why, sizeof(why))) {
     mdm_info("command %s (%s) waits: %s", id, type, why);

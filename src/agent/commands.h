@@ -72,6 +72,9 @@ struct mdm_cmd_step_in {
   /* install_profile/remove_profile (actions.h); may be NULL */
   mdm_rc (*policy_sync)(void *ud, json_t **profiles, char *msg, size_t n);
   void *policy_sync_ud;
+  /* rotate_certificate (actions.h); may be NULL */
+  mdm_rc (*rotate_cert)(void *ud, char *detail, size_t n);
+  void *rotate_cert_ud;
   const volatile sig_atomic_t *stop;      /* stop between commands; NULL */
 };
 

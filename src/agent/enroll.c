@@ -13,19 +13,31 @@
  * CSR for it; the key never leaves the device.  When the answer carries a
  * certificate for that key and this device id, the key (device.key), the
  * certificate (device.crt) and the tenant's CA (ca.pem) are kept in the
- * state directory, mode 0600.  A server that issues none (or a certificate
- * that does not match) leaves the device enrolled without one.
+ * state directory, mode 0600 (identity.h).  A server that issues none (or a
+ * certificate that does not match) leaves the device enrolled without one.
+ *
+ * Zero-trust TLS (issue 5): over https the system's CA store is never
+ * used.  When the token pins the server's CA (pin.h) and no --ca-file is
+ * given, one unverified connection learns the chain the server presents;
+ * the certificate in it with the pinned fingerprint becomes the one CA the
+ * enrollment is verified against (peer and host name) and is kept as
+ * server-ca.pem, which credentials.json names as its ca_file for every later
+ * run.  A server whose chain holds no such certificate is not talked to
+ * (nothing is sent, nothing is written).  With --ca-file the file must hold
+ * the pinned CA and is what is trusted; without a pin, https needs
+ * --ca-file.
  */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
-#include <openssl/crypto.h>
-#include <openssl/x509.h>
 #include "agent/client.h"
 #include "agent/enroll.h"
 #include "agent/facts.h"
+#include "agent/identity.h"
+#include "agent/pin.h"
 #include "agent/state.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -53,7 +65,8 @@ static const char *answer_str(json_t *o, const char *key, size_t max)
   return s;
 }
 
-/* Keep the certificate of the answer if it is for key and device_id. */
+/* Keep the certificate of the answer if it is for key and device_id; else
+ * drop what an earlier enrollment kept (it names another device). */
 static void keep_certificate(const char *state_dir, EVP_PKEY *key,
                              const char *device_id, json_t *answer)
 {
@@ -61,37 +74,115 @@ static void keep_certificate(const char *state_dir, EVP_PKEY *key,
                                                        "certificate"));
   const char *ca = json_string_value(json_object_get(answer,
                                                      "ca_certificate"));
-  X509 *x = NULL, *cx = NULL;
-  char cn[80] = "", path[PATH_MAX], *key_pem = NULL;
-  int is_ok;
+  char why[256];
 
-  if(!cert && !ca)
-    return;   /* a server that issues no certificates */
-  is_ok = cert && ca && strlen(cert) <= MDM_CERT_MAX &&
-          strlen(ca) <= MDM_CERT_MAX && !mdm_cert_from_pem(cert, &x) &&
-          !mdm_cert_from_pem(ca, &cx) &&
-          EVP_PKEY_eq(X509_get0_pubkey(x), key) == 1 &&
-          X509_NAME_get_text_by_NID(X509_get_subject_name(x),
-                                    NID_commonName, cn, sizeof(cn)) > 0 &&
-          !strcmp(cn, device_id) &&
-          X509_verify(x, X509_get0_pubkey(cx)) == 1;
-  if(!is_ok)
+  if(!cert && !ca) {
+    mdm_identity_remove(state_dir);   /* a server that issues none */
+    return;
+  }
+  if(!cert || !ca ||
+     mdm_identity_check(cert, ca, key, device_id, why, sizeof(why))) {
     mdm_warn("the server's device certificate is not for this key and "
              "device: kept none");
-  else if(mdm_key_to_pem(key, 1, &key_pem) ||
-          mdm_state_path(state_dir, "device.key", path, sizeof(path)) ||
-          mdm_file_write_atomic(path, key_pem, strlen(key_pem), 0600) ||
-          mdm_state_path(state_dir, "device.crt", path, sizeof(path)) ||
-          mdm_file_write_atomic(path, cert, strlen(cert), 0600) ||
-          mdm_state_path(state_dir, "ca.pem", path, sizeof(path)) ||
-          mdm_file_write_atomic(path, ca, strlen(ca), 0600))
-    mdm_warn("cannot keep the device certificate in '%s'", state_dir);
-  if(key_pem) {
-    OPENSSL_cleanse(key_pem, strlen(key_pem));
-    free(key_pem);
+    mdm_identity_remove(state_dir);
   }
-  X509_free(x);
-  X509_free(cx);
+  else if(mdm_identity_keep(state_dir, key, cert, ca))
+    mdm_warn("cannot keep the device certificate in '%s'", state_dir);
+}
+
+/* What an enrollment over https trusts (see the file comment): the CA the
+ * token pins (its fingerprint into pin[MDM_FINGERPRINT_LEN + 1], "" when
+ * none), found in --ca-file when given, else in the chain the server
+ * presents (then *ca_pem, caller frees, is that CA, to keep as
+ * server-ca.pem); without a pin, --ca-file; nothing else, ever.  For http
+ * nothing is verified and nothing is pinned. */
+static mdm_rc trust_server(const struct mdm_enroll_opts *o,
+                           const char *ca_abs, struct mdm_client *client,
+                           char *pin, char **ca_pem, char *err, size_t n)
+{
+  char why[256];
+  char *text = NULL, *chain = NULL, *found = NULL;
+  mdm_rc rc = mdm_pin_from_token(o->token, pin);
+
+  *ca_pem = NULL;
+  if(rc == MDM_ERR_INVAL) {
+    snprintf(err, n, "enroll failed: the enrollment token's "
+             MDM_PIN_CLAIM " claim is not '" MDM_PIN_PREFIX
+             "<64 lowercase hex digits>'");
+    return rc;
+  }
+  if(strncasecmp(o->server, "https://", 8)) {
+    pin[0] = '\0';
+    if(!rc)
+      mdm_warn("the enrollment token pins the server's CA but '%s' is not "
+               "https: the server is not verified", o->server);
+    return MDM_OK;
+  }
+  if(rc == MDM_ERR_NOTFOUND) {
+    if(ca_abs)
+      return MDM_OK;
+    snprintf(err, n, "enroll failed: no CA to trust for '%s': the "
+             "enrollment token pins none and no --ca-file was given (the "
+             "system's CA store is never used)", o->server);
+    return MDM_ERR_INVAL;
+  }
+  if(ca_abs) {
+    /* Both: the file is what is trusted, so it must hold the pin. */
+    rc = mdm_file_read(ca_abs, MDM_PIN_PEM_MAX, &text, NULL);
+    if(rc) {
+      snprintf(err, n, "cannot read CA file '%s'", o->ca_file);
+      goto out;
+    }
+    rc = mdm_pin_find(text, pin, &found);
+    if(rc) {
+      snprintf(err, n, "enroll failed: CA file '%s' does not hold the CA "
+               "pinned in the enrollment token (" MDM_PIN_PREFIX "%s)",
+               o->ca_file, pin);
+      rc = MDM_ERR_AUTH;
+    }
+    goto out;
+  }
+  rc = mdm_client_probe_chain(o->server, &chain, why, sizeof(why));
+  if(rc == MDM_ERR_IO || rc == MDM_ERR_NOMEM || rc == MDM_ERR_TOOBIG) {
+    snprintf(err, n, "enroll failed: cannot reach '%s': %s", o->server, why);
+    goto out;
+  }
+  if(!rc)
+    rc = mdm_pin_find(chain, pin, &found);
+  if(rc) {
+    snprintf(err, n, "enroll failed: the server's certificate does not "
+             "chain to the CA pinned in the enrollment token ("
+             MDM_PIN_PREFIX "%s); refusing to talk to it", pin);
+    rc = MDM_ERR_AUTH;
+    goto out;
+  }
+  rc = mdm_client_trust_pem(client, found);
+  if(rc) {
+    snprintf(err, n, "enroll failed: %s", mdm_strerror(rc));
+    goto out;
+  }
+  *ca_pem = found;
+  found = NULL;
+out:
+  free(text);
+  free(chain);
+  free(found);
+  return rc;
+}
+
+/* Keep ca_pem as <state_dir>/server-ca.pem; its absolute path goes into
+ * path[PATH_MAX]. */
+static mdm_rc keep_server_ca(const char *state_dir, const char *ca_pem,
+                             char *path)
+{
+  char rel[PATH_MAX];
+  mdm_rc rc = mdm_state_path(state_dir, MDM_ENROLL_SERVER_CA_FILE, rel,
+                             sizeof(rel));
+  if(!rc)
+    rc = mdm_file_write_atomic(rel, ca_pem, strlen(ca_pem), 0600);
+  if(!rc && !realpath(rel, path))
+    rc = MDM_ERR_IO;
+  return rc;
 }
 
 /* The answer's policy_key: the PEM of a P-256 public key, or NULL (with a
@@ -132,7 +223,8 @@ mdm_rc mdm_enroll_run(const struct mdm_enroll_opts *o, char *device_id,
   struct mdm_response resp;
   json_t *facts = NULL, *body = NULL, *iv;
   const char *id, *token;
-  char why[512], ca_abs[PATH_MAX], *csr = NULL;
+  char why[512], ca_abs[PATH_MAX], server_ca[PATH_MAX], *csr = NULL;
+  char *ca_pem = NULL, ca_pin[MDM_FINGERPRINT_LEN + 1] = "";
   EVP_PKEY *dkey = NULL;
   size_t server_len;
   mdm_rc rc;
@@ -180,6 +272,10 @@ mdm_rc mdm_enroll_run(const struct mdm_enroll_opts *o, char *device_id,
     snprintf(err, n, "invalid server URL '%s'", o->server);
     goto out;
   }
+  rc = trust_server(o, o->ca_file ? ca_abs : NULL, client, ca_pin, &ca_pem,
+                    err, n);
+  if(rc)
+    goto out;
   /* The device's own key and a CSR for it (the server sets the subject). */
   if(mdm_key_generate(&dkey) || mdm_csr_create(dkey, "mdm-agent", &csr)) {
     rc = MDM_ERR_CRYPTO;
@@ -194,6 +290,14 @@ mdm_rc mdm_enroll_run(const struct mdm_enroll_opts *o, char *device_id,
     goto out;
   }
   rc = mdm_client_post(client, "/v1/enroll", NULL, body, &resp);
+  if(rc && ca_pin[0] && resp.is_untrusted) {
+    /* The pinned CA was in the chain, but the server's certificate is not
+     * one it signed (anyone can send a CA's certificate along). */
+    snprintf(err, n, "enroll failed: the server's certificate does not "
+             "chain to the CA pinned in the enrollment token ("
+             MDM_PIN_PREFIX "%s); refusing to talk to it", ca_pin);
+    goto out;
+  }
   if(rc) {
     snprintf(err, n, "enroll failed: cannot reach '%s': %s", o->server,
              resp.errmsg);
@@ -236,6 +340,16 @@ mdm_rc mdm_enroll_run(const struct mdm_enroll_opts *o, char *device_id,
   creds.device_id = (char *)id;
   creds.device_token = (char *)token;
   creds.ca_file = o->ca_file ? ca_abs : NULL;
+  if(ca_pem) {
+    /* Every later run trusts this CA and nothing else. */
+    rc = keep_server_ca(o->state_dir, ca_pem, server_ca);
+    if(rc) {
+      snprintf(err, n, "enrolled as %s but cannot write the server's CA in "
+               "'%s': %s", id, o->state_dir, mdm_strerror(rc));
+      goto out;
+    }
+    creds.ca_file = server_ca;
+  }
   creds.policy_key = (char *)answer_policy_key(resp.body);
   iv = json_object_get(resp.body, "mqtt");
   if(iv && !json_is_null(iv) && !mdm_state_take_mqtt(iv, id, &creds))
@@ -263,5 +377,6 @@ out:
   mdm_client_free(client);
   EVP_PKEY_free(dkey);
   free(csr);
+  free(ca_pem);
   return rc;
 }

@@ -415,11 +415,12 @@ mdm_rc mdm_policy_http_fetch(void *ud, const char *if_none_match,
   c = curl_easy_init();
   nl = curl_slist_append(NULL, "Accept: application/json");
   hdrs = nl;
-  if(nl && !mdm_buf_printf(&auth, "Authorization: Bearer %s",
-                           h->device_token))
-    nl = curl_slist_append(hdrs, auth.data);
-  else
-    nl = NULL;
+  if(nl && h->device_token) {
+    if(!mdm_buf_printf(&auth, "Authorization: Bearer %s", h->device_token))
+      nl = curl_slist_append(hdrs, auth.data);
+    else
+      nl = NULL;
+  }
   if(nl && if_none_match) {
     if(!is_header_value(if_none_match) ||
        mdm_buf_printf(&inm, "If-None-Match: %s", if_none_match))
@@ -451,10 +452,7 @@ mdm_rc mdm_policy_http_fetch(void *ud, const char *if_none_match,
   curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, &f);
   curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
-  curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
-  if(h->ca_file)
-    curl_easy_setopt(c, CURLOPT_CAINFO, h->ca_file);
+  mdm_client_tls_setup(c, h->ca_file, h->cert_file, h->key_file);
   cc = curl_easy_perform(c);
   if((cc == CURLE_WRITE_ERROR && f.is_toobig) ||
      cc == CURLE_FILESIZE_EXCEEDED) {

@@ -94,8 +94,10 @@ typedef mdm_rc (*mdm_policy_fetch_fn)(void *ud, const char *if_none_match,
 /* The real fetcher, on libcurl: ud is a struct mdm_policy_http. */
 struct mdm_policy_http {
   const char *server;        /* base URL without trailing '/' */
-  const char *ca_file;       /* NULL: the system's */
-  const char *device_token;  /* secret */
+  const char *ca_file;       /* the one CA https trusts (NULL: none) */
+  const char *device_token;  /* secret; NULL: none sent */
+  const char *cert_file;     /* the device certificate to present over */
+  const char *key_file;      /* https and its key; NULL: none */
   const volatile sig_atomic_t *abort_flag;   /* may be NULL */
 };
 mdm_rc mdm_policy_http_fetch(void *ud, const char *if_none_match,

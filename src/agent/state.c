@@ -79,15 +79,16 @@ mdm_rc mdm_state_path(const char *dir, const char *name, char *out, size_t n)
   return MDM_OK;
 }
 
-/* A copy of a string member, NULL if absent; 0 if present but not a short
- * string without control characters. */
+/* A copy of a string member, NULL if absent (or, when optional, null or
+ * ""); 0 if present but not a short string without control characters. */
 static int creds_str(json_t *o, const char *key, int is_required, char **out)
 {
   json_t *v = json_object_get(o, key);
   const char *s;
   size_t i, len;
   *out = NULL;
-  if(!v || json_is_null(v))
+  if(!v || json_is_null(v) ||
+     (!is_required && json_is_string(v) && !json_string_length(v)))
     return !is_required;
   if(!json_is_string(v))
     return 0;
@@ -227,9 +228,11 @@ mdm_rc mdm_state_load_creds(const char *dir, struct mdm_creds *c, char *err,
     rc = MDM_ERR_INVAL;
     goto out;
   }
+  /* The token may be gone: over https the device certificate alone is a
+   * credential (the run loop refuses a device that has neither). */
   if(!creds_str(o, "server", 1, &c->server) ||
      !creds_str(o, "device_id", 1, &c->device_id) ||
-     !creds_str(o, "device_token", 1, &c->device_token) ||
+     !creds_str(o, "device_token", 0, &c->device_token) ||
      !creds_str(o, "ca_file", 0, &c->ca_file)) {
     snprintf(err, n, "'%s': server, device_id and device_token must be strings",
              path);
@@ -271,7 +274,7 @@ mdm_rc mdm_state_save_creds(const char *dir, const struct mdm_creds *c)
   rc = mdm_state_path(dir, CREDS_FILE, path, sizeof(path));
   if(rc)
     return rc;
-  o = json_pack("{s:s, s:s, s:s, s:I}", "server", c->server, "device_id",
+  o = json_pack("{s:s, s:s, s:s?, s:I}", "server", c->server, "device_id",
                 c->device_id, "device_token", c->device_token,
                 "checkin_interval_s", (json_int_t)c->checkin_interval_s);
   if(!o)

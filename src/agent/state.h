@@ -21,8 +21,11 @@
 struct mdm_creds {
   char *server;             /* base URL, "https://mdm.example" */
   char *device_id;
-  char *device_token;       /* secret: never log it */
-  char *ca_file;            /* CA bundle to trust, or NULL for the default */
+  char *device_token;       /* secret: never log it; NULL when removed
+                               (the device certificate is then the only
+                               credential) */
+  char *ca_file;            /* the one CA bundle https trusts (the pinned
+                               server-ca.pem or --ca-file), or NULL */
   char *policy_key;         /* the tenant's public key (PEM) that signs policy
                                bundles; NULL when enrolled before the server
                                gave one (bundles are then refused) */

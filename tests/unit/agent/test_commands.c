@@ -51,6 +51,8 @@ struct fx {
   struct mdm_cmd_step_in in;
   struct mdm_cmd_step_out out;
   unsigned n_refresh;
+  unsigned n_rotate;
+  mdm_rc rotate_rc;
 };
 
 static int rm_one(const char *p, const struct stat *st, int flag,
@@ -98,6 +100,18 @@ static mdm_rc fake_refresh(void *ud)
   struct fx *x = ud;
   x->n_refresh++;
   return MDM_OK;
+}
+
+static mdm_rc fake_rotate(void *ud, char *detail, size_t n)
+{
+  struct fx *x = ud;
+  x->n_rotate++;
+  if(x->rotate_rc)
+    snprintf(detail, n, "certificate renewal failed: 503 unavailable");
+  else
+    snprintf(detail, n, "{\"fingerprint\":\"ab12\",\"not_after\":"
+             "1800000000}");
+  return x->rotate_rc;
 }
 
 static const char *at(struct fx *x, const char *rel)
@@ -577,12 +591,13 @@ static void test_failures_and_types(void **state)
       add_cmd(x, ids[i], not_yet[i]);
     assert_int_equal(step(x), MDM_OK);
     /* install/remove_profile need params.name (and a policy sync, which
-     * this step has none of); rotate_certificate is not there yet. */
+     * this step has none of); rotate_certificate needs the agent's
+     * renewal, which this step has none of either. */
     assert_post(x, 1, ids[0], "failed",
                 "params.name: expected the profile's name");
     assert_post(x, 3, ids[1], "failed",
                 "params.name: expected the profile's name");
-    assert_post(x, 5, ids[2], "failed", "not supported yet");
+    assert_post(x, 5, ids[2], "failed", "cannot renew the certificate now");
   }
 }
 
@@ -593,6 +608,34 @@ static void test_refresh_inventory(void **state)
   assert_int_equal(step(x), MDM_OK);
   assert_int_equal(x->n_refresh, 1);
   assert_post(x, 1, ID1, "completed", "inventory sent");
+}
+
+/* rotate_certificate renews through the agent, at most once per command,
+ * and reports the new certificate (or why not). */
+static void test_rotate_certificate(void **state)
+{
+  struct fx *x = *state;
+  x->in.rotate_cert = fake_rotate;
+  x->in.rotate_cert_ud = x;
+  add_cmd(x, ID1, "rotate_certificate");
+  assert_int_equal(step(x), MDM_OK);
+  assert_int_equal(x->n_rotate, 1);
+  assert_post(x, 0, ID1, "acknowledged", NULL);
+  assert_post(x, 1, ID1, "completed", "{\"fingerprint\":\"ab12\","
+              "\"not_after\":1800000000}");
+  /* Listed again (the server did not see the result): not run again. */
+  assert_int_equal(step(x), MDM_OK);
+  assert_int_equal(x->n_rotate, 1);
+  assert_post(x, 2, ID1, "completed", "{\"fingerprint\":\"ab12\","
+              "\"not_after\":1800000000}");
+
+  json_array_clear(x->fake.items);
+  x->rotate_rc = MDM_ERR_IO;
+  add_cmd(x, ID2, "rotate_certificate");
+  assert_int_equal(step(x), MDM_OK);
+  assert_int_equal(x->n_rotate, 2);
+  assert_post(x, 4, ID2, "failed",
+              "certificate renewal failed: 503 unavailable");
 }
 
 static void test_os_update(void **state)
@@ -821,6 +864,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_failures_and_types, setup,
                                     teardown),
     cmocka_unit_test_setup_teardown(test_refresh_inventory, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_rotate_certificate, setup,
+                                    teardown),
     cmocka_unit_test_setup_teardown(test_os_update, setup, teardown),
     cmocka_unit_test_setup_teardown(test_selective_wipe, setup, teardown),
     cmocka_unit_test_setup_teardown(test_selective_wipe_refuses, setup,

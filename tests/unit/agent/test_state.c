@@ -101,7 +101,7 @@ static void test_creds_damaged(void **state)
     "",
     "not json",
     "[]",
-    "{\"server\":\"http://a\",\"device_id\":\"x\"}",
+    "{\"device_id\":\"x\",\"device_token\":\"t\"}",
     "{\"server\":\"http://a\",\"device_id\":\"x\",\"device_token\":7}",
     "{\"server\":\"http://a\",\"device_id\":\"\",\"device_token\":\"t\"}",
     "{\"server\":\"http://a\",\"device_id\":\"x\",\"device_token\":\"t\\n\"}",
@@ -120,6 +120,41 @@ static void test_creds_damaged(void **state)
     assert_null(r.server);
     assert_null(r.device_token);
   }
+}
+
+/* The device token may be gone (the certificate is then the credential):
+ * absent, null and "" all load as NULL, and a NULL token is saved as null. */
+static void test_creds_token_optional(void **state)
+{
+  static const char *const ok[] = {
+    "{\"server\":\"https://a\",\"device_id\":\"x\"}",
+    "{\"server\":\"https://a\",\"device_id\":\"x\",\"device_token\":null}",
+    "{\"server\":\"https://a\",\"device_id\":\"x\",\"device_token\":\"\"}",
+  };
+  struct fx *f = *state;
+  struct mdm_creds r, c = {0};
+  char err[256], *text = NULL;
+  size_t i;
+
+  for(i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+    put(f->creds, ok[i], 0600);
+    assert_int_equal(mdm_state_load_creds(f->dir, &r, err, sizeof(err)),
+                     MDM_OK);
+    assert_string_equal(r.device_id, "x");
+    assert_null(r.device_token);
+    mdm_creds_release(&r);
+  }
+  c.server = "https://a";
+  c.device_id = "x";
+  c.checkin_interval_s = 60;
+  assert_int_equal(mdm_state_save_creds(f->dir, &c), MDM_OK);
+  assert_int_equal(mdm_file_read(f->creds, 4096, &text, NULL), MDM_OK);
+  assert_non_null(strstr(text, "\"device_token\": null"));
+  free(text);
+  assert_int_equal(mdm_state_load_creds(f->dir, &r, err, sizeof(err)),
+                   MDM_OK);
+  assert_null(r.device_token);
+  mdm_creds_release(&r);
 }
 
 static void test_creds_too_big(void **state)
@@ -248,6 +283,8 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_creds_roundtrip, setup, teardown),
     cmocka_unit_test_setup_teardown(test_creds_absent, setup, teardown),
     cmocka_unit_test_setup_teardown(test_creds_damaged, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_creds_token_optional, setup,
+                                    teardown),
     cmocka_unit_test_setup_teardown(test_creds_too_big, setup, teardown),
     cmocka_unit_test_setup_teardown(test_creds_interval, setup, teardown),
     cmocka_unit_test_setup_teardown(test_creds_mode_tightened, setup,
