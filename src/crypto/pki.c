@@ -180,6 +180,9 @@ mdm_rc mdm_cert_issue(EVP_PKEY *ca_key, X509 *ca_cert, const char *csr_pem,
                       struct mdm_issued *out,
                       char *why, size_t n)
 {
+  /* Backdated for clock skew, but by a tenth of a short lifetime at most:
+   * the agent renews at two thirds of notBefore..notAfter. */
+  int64_t skew = lifetime_s / 10 < SKEW_S ? lifetime_s / 10 : SKEW_S;
   BIO *b = NULL;
   X509_REQ *req = NULL;
   X509 *x = NULL;
@@ -229,7 +232,7 @@ mdm_rc mdm_cert_issue(EVP_PKEY *ca_key, X509 *ca_cert, const char *csr_pem,
   x = X509_new();
   nm = X509_NAME_new();
   if(!x || !nm || X509_set_version(x, 2) != 1 || !set_random_serial(x) ||
-     !ASN1_TIME_set(X509_getm_notBefore(x), (time_t)(now - SKEW_S)) ||
+     !ASN1_TIME_set(X509_getm_notBefore(x), (time_t)(now - skew)) ||
      !ASN1_TIME_set(X509_getm_notAfter(x), (time_t)(now + lifetime_s)) ||
      !add_name(nm, "O", tenant_id) || !add_name(nm, "CN", device_id) ||
      X509_set_subject_name(x, nm) != 1 ||
@@ -250,7 +253,7 @@ mdm_rc mdm_cert_issue(EVP_PKEY *ca_key, X509 *ca_cert, const char *csr_pem,
                  sizeof(out->serial)) ||
      mdm_cert_fingerprint(x, out->fingerprint))
     goto out;
-  out->not_before = now - SKEW_S;
+  out->not_before = now - skew;
   out->not_after = now + lifetime_s;
   rc = mdm_cert_to_pem(x, &out->pem);
 out:

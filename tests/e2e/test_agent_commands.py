@@ -164,8 +164,13 @@ def test_failures_are_reported_with_detail(server, dev):
     assert c["detail"].startswith(
         "profile 'x' is not assigned to this device (assign it with "
         "spec.assign); applied policy "), c["detail"]
+    # The certificate is rotated (a new key, the old certificate revoked).
     c = get(server, rot)
-    assert (c["status"], c["detail"]) == ("failed", "not supported yet")
+    assert c["status"] == "completed", c
+    d = json.loads(c["detail"])
+    assert set(d) == {"fingerprint", "not_after"}
+    assert server.q("SELECT fingerprint FROM device_certs WHERE revoked_at "
+                    "IS NULL") == [(d["fingerprint"],)]
     assert get(server, update)["detail"] == "no os_update_command configured"
     assert dev.runs() == []
 

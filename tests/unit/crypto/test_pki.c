@@ -151,6 +151,13 @@ static void test_issue(void **state)
                    X509_V_ERR_CERT_NOT_YET_VALID);
   X509_free(c);
   free(is.pem);
+  /* A short lifetime is backdated by a tenth of it, not 5 minutes, so that
+   * its renewal point (two thirds) is still ahead. */
+  assert_int_equal(mdm_cert_issue(f->ca_key, f->ca, f->csr, TENANT, DEVICE,
+                                  30, NOW, &is, why, sizeof(why)), 0);
+  assert_int_equal(is.not_before, NOW - 3);
+  assert_int_equal(is.not_after, NOW + 30);
+  free(is.pem);
 }
 
 static void test_other_ca_does_not_verify(void **state)
