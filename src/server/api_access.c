@@ -30,51 +30,57 @@
 #define CTX_STR_MAX 256
 
 /* The device's state as the evaluator wants it, from the store.  A device
- * that does not exist or is not active is unknown.  *row (caller owns)
- * keeps the strings alive. */
+ * that does not exist or is not active is unknown (*is_active 0).  The
+ * strings live in *acc; *labels (caller owns) is its labels. */
 static mdm_rc device_state(struct mdm_req *r, const char *device_id,
-                           struct mdm_access_device *dev, json_t **row)
+                           struct mdm_access_device *dev,
+                           struct mdm_device_access *acc, json_t **labels,
+                           int *is_active)
 {
-  const char *last;
   mdm_rc rc;
   memset(dev, 0, sizeof(*dev));
-  *row = NULL;
+  *labels = NULL;
+  *is_active = 0;
   if(!device_id || !mdm_is_uuid(device_id))
     return MDM_OK;
-  rc = r->srv->store->ops->device_get(r->srv->store, r->who.tenant_id,
-                                      device_id, row);
+  rc = r->srv->store->ops->device_access(r->srv->store, r->who.tenant_id,
+                                         device_id, acc, labels);
   if(rc == MDM_ERR_NOTFOUND)
     return MDM_OK;
   if(rc)
     return rc;
-  if(strcmp(json_string_value(json_object_get(*row, "state"))
-            ? json_string_value(json_object_get(*row, "state")) : "",
-            "active"))
+  if(strcmp(acc->state, "active"))
     return MDM_OK;
+  *is_active = 1;
   dev->is_known = 1;
-  dev->compliance = json_string_value(json_object_get(*row, "compliance"));
-  dev->platform = json_string_value(json_object_get(*row, "platform"));
-  dev->labels = json_object_get(*row, "labels");
-  last = json_string_value(json_object_get(*row, "last_seen"));
-  if(last && mdm_time_parse(last, &dev->last_seen))
-    dev->last_seen = 0;
+  dev->compliance = acc->compliance;
+  dev->platform = acc->platform[0] ? acc->platform : NULL;
+  dev->labels = *labels;
+  dev->last_seen = acc->last_seen;
   return MDM_OK;
 }
 
+/* Evaluate ctx for device_id.  With need_active, a device that is not
+ * active fails with MDM_ERR_AUTH (the gateway's check: a retired device is
+ * unknown there, as a credential that never was). */
 static mdm_rc evaluate(struct mdm_req *r, json_t *ctx, const char *device_id,
-                       json_t **out)
+                       int need_active, json_t **out)
 {
   struct mdm_policyset *ps = NULL;
   struct mdm_access_device dev;
-  json_t *row = NULL;
-  mdm_rc rc = device_state(r, device_id, &dev, &row);
+  struct mdm_device_access acc;
+  json_t *labels = NULL;
+  int is_active;
+  mdm_rc rc = device_state(r, device_id, &dev, &acc, &labels, &is_active);
+  if(!rc && need_active && !is_active)
+    rc = MDM_ERR_AUTH;
   if(!rc)
     rc = mdm_policyset_current(r->srv, r->who.tenant_id, &ps);
   if(!rc)
     rc = mdm_access_evaluate(ps->access, ctx, &dev, mdm_now_ms() / 1000,
                              out);
   mdm_policyset_put(ps);
-  json_decref(row);
+  json_decref(labels);
   return rc;
 }
 
@@ -188,7 +194,7 @@ mdm_rc mdm_api_access_evaluate(struct mdm_req *r)
   if(!rc) {
     rc = evaluate(r, ctx, json_string_value(json_object_get(ctx,
                                                             "device_id")),
-                  &out);
+                  0, &out);
     if(rc)
       mdm_req_fail(r, rc, "cannot evaluate the access policies");
     else
@@ -243,16 +249,6 @@ mdm_rc mdm_api_access_check(struct mdm_req *r)
     json_decref(vpn);
     return bad;
   }
-  /* A retired or wiped device is unknown to the gateway: 401, as for a
-   * credential that never was. */
-  rc = r->srv->store->ops->device_active(r->srv->store, r->who.tenant_id,
-                                         r->who.id);
-  if(rc) {
-    json_decref(mfa);
-    json_decref(vpn);
-    return mdm_req_fail(r, rc == MDM_ERR_STORE ? rc : MDM_ERR_AUTH,
-                        "the device is not active");
-  }
   user = json_object();
   net = json_object();
   ctx = json_object();
@@ -276,7 +272,11 @@ mdm_rc mdm_api_access_check(struct mdm_req *r)
   if(type)
     json_object_set_new(ctx, "client_app_type", json_string(type));
 
-  rc = evaluate(r, ctx, r->who.id, &out);
+  rc = evaluate(r, ctx, r->who.id, 1, &out);
+  if(rc == MDM_ERR_AUTH) {
+    mdm_req_fail(r, rc, "the device is not active");
+    goto out;
+  }
   if(rc) {
     mdm_req_fail(r, rc, "cannot evaluate the access policies");
     goto out;

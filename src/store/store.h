@@ -134,6 +134,14 @@ struct mdm_token_info {
   char role[16];
 };
 
+/* device_access: a device as conditional access sees it. */
+struct mdm_device_access {
+  char state[16];             /* active | retired | wiped */
+  char compliance[16];        /* compliant | noncompliant | unknown */
+  char platform[32];          /* "" when unknown */
+  int64_t last_seen;          /* epoch seconds, 0 never */
+};
+
 /* Enrollment: what the device becomes.  Strings borrowed. */
 struct mdm_verdict_in;
 
@@ -377,6 +385,13 @@ struct mdm_store_ops {
   mdm_rc (*device_eval_state)(struct mdm_store *s, const char *tenant,
                               const char *device_id,
                               struct mdm_eval_state *out, json_t **labels);
+  /* What conditional access needs of a device, and nothing more (a
+   * gateway asks on every request): its state, compliance, platform,
+   * last_seen and labels (*labels, caller owns).  MDM_ERR_NOTFOUND: no
+   * such device in tenant. */
+  mdm_rc (*device_access)(struct mdm_store *s, const char *tenant,
+                          const char *device_id,
+                          struct mdm_device_access *out, json_t **labels);
   /* The device's user_principal_name into upn[n] ("" when it has none),
    * for the event stream, on a connection of its own (never one a request
    * waits for).  MDM_ERR_NOTFOUND: no such device. */

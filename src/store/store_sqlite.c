@@ -4003,6 +4003,44 @@ static mdm_rc sq_cert_revoked_list(struct mdm_store *s, const char *tenant,
                       revoked_row, out);
 }
 
+static const char SQL_DEVICE_ACCESS[] =
+  "SELECT s.state, s.compliance, d.platform, coalesce(s.last_seen, 0),"
+  " d.labels FROM devices d JOIN device_status s"
+  " ON s.tenant_id = d.tenant_id AND s.device_id = d.id"
+  " WHERE d.tenant_id = ?1 AND d.id = ?2";
+
+struct device_access_out {
+  struct mdm_device_access *dev;
+  json_t **labels;
+};
+
+static mdm_rc device_access_row(sqlite3_stmt *st, void *out)
+{
+  struct device_access_out *o = out;
+  const char *labels = col_text(st, 4);
+  mdm_strlcpy(o->dev->state, col_text(st, 0) ? col_text(st, 0) : "",
+              sizeof(o->dev->state));
+  mdm_strlcpy(o->dev->compliance, col_text(st, 1) ? col_text(st, 1) : "",
+              sizeof(o->dev->compliance));
+  mdm_strlcpy(o->dev->platform, col_text(st, 2) ? col_text(st, 2) : "",
+              sizeof(o->dev->platform));
+  o->dev->last_seen = sqlite3_column_int64(st, 3);
+  *o->labels = labels ? json_loads(labels, 0, NULL) : json_object();
+  return *o->labels ? MDM_OK : MDM_ERR_STORE;
+}
+
+static mdm_rc sq_device_access(struct mdm_store *s, const char *tenant,
+                               const char *device_id,
+                               struct mdm_device_access *out,
+                               json_t **labels)
+{
+  struct device_access_out o = {out, labels};
+  memset(out, 0, sizeof(*out));
+  *labels = NULL;
+  return sq_read_one((struct sq_store *)s, SQL_DEVICE_ACCESS, tenant,
+                     device_id, device_access_row, &o);
+}
+
 static const char SQL_CERT_LOOKUP[] =
   "SELECT tenant_id, device_id, not_after, coalesce(revoked_at, 0)"
   " FROM device_certs WHERE fingerprint = ?1";
@@ -4108,6 +4146,7 @@ static const struct mdm_store_ops sqlite_ops = {
   .device_patch = sq_device_patch,
   .device_eval_state = sq_device_eval_state,
   .device_upn = sq_device_upn,
+  .device_access = sq_device_access,
   .device_eval_scan = sq_device_eval_scan,
   .compliance_put = sq_compliance_put,
   .policy_gen = sq_policy_gen,
