@@ -215,17 +215,21 @@ mdm_rc mdm_api_enroll(struct mdm_req *r)
   const struct mdm_ca *ca = NULL;
   const char *etok, *tenant, *jti;
   char device_id[MDM_UUID_LEN + 1], token_jti[MDM_UUID_LEN + 1];
-  char *facts_text = NULL, *dtoken = NULL, *pubkey = NULL, hash[65];
+  char *facts_text = NULL, *dtoken = NULL, hash[65];
+  const char *pubkey = NULL;
   int64_t now = mdm_now_ms() / 1000;
   struct mdm_enroll_in in;
   struct mdm_audit_in a;
   struct mdm_verdict_in verdict;
   struct mdm_device_verdict dv;
   EVP_PKEY *key;
+  struct mdm_devtoken et;
+  unsigned char edigest[32];
   mdm_rc rc;
 
   memset(&dv, 0, sizeof(dv));
   memset(&issued, 0, sizeof(issued));
+  memset(&et, 0, sizeof(et));
   rc = mdm_req_json_body(r, fields, &body);
   if(rc)
     return rc;
@@ -251,27 +255,42 @@ mdm_rc mdm_api_enroll(struct mdm_req *r)
     goto out;
 
   /* Which tenant's key to check it with comes from the token itself; a
-   * token that lies about its tenant fails that tenant's signature. */
-  if(mdm_jwt_peek(etok, NULL, &claims) ||
-     !(tenant = json_string_value(json_object_get(claims, "tenant"))) ||
-     !mdm_is_uuid(tenant) || mdm_keycache_get(r->srv, tenant, &key, NULL)) {
-    rc = mdm_req_fail(r, MDM_ERR_AUTH, "invalid enrollment token");
+   * token that lies about its tenant fails that tenant's signature.  A
+   * signature once verified is remembered (the token's hash → tenant, jti,
+   * exp): a zero-touch token enrolls thousands of devices. */
+  EVP_Digest(etok, strlen(etok), edigest, NULL, EVP_sha256(), NULL);
+  if(!mdm_tokcache_get(r->srv->etokens, edigest, &et)) {
+    if(mdm_jwt_peek(etok, NULL, &claims) ||
+       !(tenant = json_string_value(json_object_get(claims, "tenant"))) ||
+       !mdm_is_uuid(tenant) || mdm_keycache_get(r->srv, tenant, &key, NULL)) {
+      rc = mdm_req_fail(r, MDM_ERR_AUTH, "invalid enrollment token");
+      goto out;
+    }
+    json_decref(claims);
+    claims = NULL;
+    rc = mdm_jwt_verify(key, etok, "mdm-enroll", now, &claims);
+    if(rc) {
+      rc = mdm_req_fail(r, MDM_ERR_AUTH, "%s enrollment token",
+                        rc == MDM_ERR_EXPIRED ? "expired" : "invalid");
+      goto out;
+    }
+    tenant = json_string_value(json_object_get(claims, "tenant"));
+    jti = json_string_value(json_object_get(claims, "jti"));
+    if(!tenant || !jti || !mdm_is_uuid(jti) ||
+       mdm_strlcpy(et.tenant_id, tenant, sizeof(et.tenant_id)) ||
+       mdm_strlcpy(et.device_id, jti, sizeof(et.device_id))) {
+      rc = mdm_req_fail(r, MDM_ERR_AUTH, "invalid enrollment token");
+      goto out;
+    }
+    et.exp = json_integer_value(json_object_get(claims, "exp"));
+    mdm_tokcache_put(r->srv->etokens, edigest, &et);
+  }
+  else if(et.exp <= now) {
+    rc = mdm_req_fail(r, MDM_ERR_AUTH, "expired enrollment token");
     goto out;
   }
-  json_decref(claims);
-  claims = NULL;
-  rc = mdm_jwt_verify(key, etok, "mdm-enroll", now, &claims);
-  if(rc) {
-    rc = mdm_req_fail(r, MDM_ERR_AUTH, "%s enrollment token",
-                      rc == MDM_ERR_EXPIRED ? "expired" : "invalid");
-    goto out;
-  }
-  tenant = json_string_value(json_object_get(claims, "tenant"));
-  jti = json_string_value(json_object_get(claims, "jti"));
-  if(!tenant || !jti || !mdm_is_uuid(jti)) {
-    rc = mdm_req_fail(r, MDM_ERR_AUTH, "invalid enrollment token");
-    goto out;
-  }
+  tenant = et.tenant_id;
+  jti = et.device_id;
 
   rc = mdm_uuid_v4(device_id);
   if(!rc)
@@ -379,7 +398,7 @@ mdm_rc mdm_api_enroll(struct mdm_req *r)
   snprintf(r->location, sizeof(r->location), "/v1/devices/%s", device_id);
   /* The tenant's public key: the agent verifies its policy bundles with it
    * (addition to CONTRACT §2's enroll answer). */
-  rc = mdm_key_to_pem(key, 0, &pubkey);
+  rc = mdm_keycache_public_pem(r->srv, tenant, &pubkey);
   if(rc) {
     mdm_req_fail(r, rc, "cannot export the tenant key");
     goto out;
@@ -411,7 +430,6 @@ out:
   free(issued.pem);
   json_decref(mqtt);
   free(dv.reasons_json);
-  free(pubkey);
   free(dtoken);
   free(facts_text);
   json_decref(detail);

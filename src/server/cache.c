@@ -15,6 +15,7 @@ struct keyent {
   char tenant_id[MDM_UUID_LEN + 1];
   char kid[48];
   EVP_PKEY *key;
+  char *pub_pem;      /* its public half, PEM: every enrollment sends it */
   struct keyent *next;
 };
 
@@ -41,6 +42,7 @@ void mdm_keycache_free(struct mdm_keycache *kc)
   for(e = kc->head; e; e = n) {
     n = e->next;
     EVP_PKEY_free(e->key);
+    free(e->pub_pem);
     free(e);
   }
   pthread_rwlock_destroy(&kc->lock);
@@ -56,13 +58,15 @@ static struct keyent *keycache_find(struct mdm_keycache *kc, const char *t)
   return NULL;
 }
 
-mdm_rc mdm_keycache_get(struct mdm_server *srv, const char *tenant_id,
-                        EVP_PKEY **key, const char **kid)
+static mdm_rc keycache_get(struct mdm_server *srv, const char *tenant_id,
+                           EVP_PKEY **key, const char **kid,
+                           const char **pub_pem)
 {
   struct mdm_keycache *kc = srv->keys;
   struct mdm_tenant t;
   struct keyent *e;
   EVP_PKEY *k = NULL;
+  char *pub = NULL;
   mdm_rc rc;
 
   pthread_rwlock_rdlock(&kc->lock);
@@ -79,7 +83,10 @@ mdm_rc mdm_keycache_get(struct mdm_server *srv, const char *tenant_id,
     return MDM_ERR_NOTFOUND;
   }
   rc = mdm_key_from_pem(t.key_pem, &k);
+  if(!rc)
+    rc = mdm_key_to_pem(k, 0, &pub);
   if(rc) {
+    EVP_PKEY_free(k);
     mdm_tenant_release(&t);
     return rc;
   }
@@ -91,13 +98,16 @@ mdm_rc mdm_keycache_get(struct mdm_server *srv, const char *tenant_id,
       mdm_strlcpy(e->tenant_id, t.id, sizeof(e->tenant_id));
       mdm_strlcpy(e->kid, t.kid, sizeof(e->kid));
       e->key = k;
+      e->pub_pem = pub;
       k = NULL;
+      pub = NULL;
       e->next = kc->head;
       kc->head = e;
     }
   }
   pthread_rwlock_unlock(&kc->lock);
   EVP_PKEY_free(k);
+  free(pub);
   mdm_tenant_release(&t);
   if(!e)
     return MDM_ERR_NOMEM;
@@ -105,7 +115,22 @@ found:
   *key = e->key;
   if(kid)
     *kid = e->kid;
+  if(pub_pem)
+    *pub_pem = e->pub_pem;
   return MDM_OK;
+}
+
+mdm_rc mdm_keycache_get(struct mdm_server *srv, const char *tenant_id,
+                        EVP_PKEY **key, const char **kid)
+{
+  return keycache_get(srv, tenant_id, key, kid, NULL);
+}
+
+mdm_rc mdm_keycache_public_pem(struct mdm_server *srv, const char *tenant_id,
+                               const char **pem)
+{
+  EVP_PKEY *key;
+  return keycache_get(srv, tenant_id, &key, NULL, pem);
 }
 
 /* ---- verified device tokens ------------------------------------------- */

@@ -579,6 +579,7 @@ int main(int argc, char **argv)
     goto out;
   mdm_events_attach(srv.events, srv.store);
   if(mdm_keycache_new(&srv.keys) || mdm_tokcache_new(&srv.devtokens) ||
+     mdm_tokcache_new(&srv.etokens) ||
      mdm_policycache_new(&srv.policies))
     goto out;
   if(start_metrics(&srv) || start_push(&srv))
@@ -629,6 +630,7 @@ out:
   mdm_events_free(srv.events);
   mdm_keycache_free(srv.keys);
   mdm_tokcache_free(srv.devtokens);
+  mdm_tokcache_free(srv.etokens);
   mdm_policycache_free(srv.policies);
   mdm_tls_free(srv.tls);
   if(!ret)

@@ -51,6 +51,10 @@ struct mdm_server {
   struct mdm_store *store;
   struct mdm_keycache *keys;
   struct mdm_tokcache *devtokens;
+  /* Verified enrollment tokens (tenant, jti in device_id, exp): a token for
+   * many devices is checked once; its uses and revocation are the store's,
+   * in the enrollment's transaction. */
+  struct mdm_tokcache *etokens;
   struct mdm_policycache *policies;
   struct MHD_Daemon *httpd;
   struct mdm_push *push;      /* NULL without --mqtt */
@@ -88,6 +92,9 @@ void mdm_http_stop(struct mdm_server *srv, int timeout_ms);
  * key id.  Loads from the store on first use. */
 mdm_rc mdm_keycache_get(struct mdm_server *srv, const char *tenant_id,
                         EVP_PKEY **key, const char **kid);
+/* Its public half as PEM (borrowed, valid for the server's life). */
+mdm_rc mdm_keycache_public_pem(struct mdm_server *srv, const char *tenant_id,
+                               const char **pem);
 mdm_rc mdm_keycache_new(struct mdm_keycache **out);
 void mdm_keycache_free(struct mdm_keycache *kc);
 
