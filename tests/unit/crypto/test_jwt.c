@@ -134,7 +134,9 @@ static json_t *claims_new(void)
   return c;
 }
 
-static char *sign(json_t *claims)
+/* Not inlined: gcc 12 at -O3 (-Wdangling-pointer) otherwise takes pointers
+ * into the returned token for pointers to this function's local. */
+__attribute__((noinline)) static char *sign(json_t *claims)
 {
   char *tok = NULL;
   assert_int_equal(mdm_jwt_sign(F.key, F.kid, claims, &tok), MDM_OK);
