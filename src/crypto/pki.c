@@ -174,6 +174,32 @@ fail:
   return rc;
 }
 
+/* The CSR's public key into x, byte for byte (it was checked to be
+ * P-256).  X509_set_pubkey() would re-encode it through OpenSSL 3's
+ * encoder framework: measured, that was a third of an enrollment's CPU. */
+static int copy_pubkey(X509 *x, X509_REQ *req)
+{
+  X509_PUBKEY *from = X509_REQ_get_X509_PUBKEY(req);
+  const unsigned char *pk = NULL;
+  unsigned char *copy;
+  int len = 0;
+  if(!from || X509_PUBKEY_get0_param(NULL, &pk, &len, NULL, from) != 1 ||
+     len <= 0)
+    return 0;
+  copy = OPENSSL_memdup(pk, (size_t)len);
+  if(!copy)
+    return 0;
+  if(X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x),
+                            OBJ_nid2obj(NID_X9_62_id_ecPublicKey),
+                            V_ASN1_OBJECT,
+                            OBJ_nid2obj(NID_X9_62_prime256v1), copy,
+                            len) != 1) {
+    OPENSSL_free(copy);
+    return 0;
+  }
+  return 1;
+}
+
 mdm_rc mdm_cert_issue(EVP_PKEY *ca_key, X509 *ca_cert, const char *csr_pem,
                       const char *tenant_id, const char *device_id,
                       int64_t lifetime_s, int64_t now,
@@ -237,7 +263,7 @@ mdm_rc mdm_cert_issue(EVP_PKEY *ca_key, X509 *ca_cert, const char *csr_pem,
      !add_name(nm, "O", tenant_id) || !add_name(nm, "CN", device_id) ||
      X509_set_subject_name(x, nm) != 1 ||
      X509_set_issuer_name(x, X509_get_subject_name(ca_cert)) != 1 ||
-     X509_set_pubkey(x, pk) != 1)
+     !copy_pubkey(x, req))
     goto out;
   snprintf(san, sizeof(san), "URI:urn:mdm:device:%.64s", device_id);
   X509V3_set_ctx(&ctx, ca_cert, x, NULL, NULL, 0);
