@@ -250,11 +250,14 @@ class Rsyslog:
             self.proc = None
 
     def lines(self):
+        """The complete lines rsyslogd has written: a line it is still
+        writing (no newline yet) is left for the next read."""
         try:
             with open(self.out, "rb") as f:
-                return [l for l in f.read().decode().split("\n") if l]
+                data = f.read().decode(errors="replace")
         except FileNotFoundError:
             return []
+        return [l for l in data.split("\n")[:-1] if l]
 
     def messages(self):
         return [parse_5424(l) for l in self.lines()]
