@@ -29,6 +29,19 @@ mdm_rc mdm_tls_pin_of(X509 *cert, char out[72])
   return MDM_OK;
 }
 
+/* The bytes written to memory BIO b as a string in *out (caller frees). */
+static mdm_rc bio_string(BIO *b, char **out)
+{
+  BUF_MEM *bm;
+  BIO_get_mem_ptr(b, &bm);
+  *out = malloc(bm->length + 1);
+  if(!*out)
+    return MDM_ERR_NOMEM;
+  memcpy(*out, bm->data, bm->length);
+  (*out)[bm->length] = '\0';
+  return MDM_OK;
+}
+
 /* Every certificate of the PEM file path into certs[] (at most
  * TLS_CHAIN_MAX), re-encoded as PEM into *pem; err[n] says what is wrong. */
 static mdm_rc read_chain(const char *path, X509 **certs, int *count,
@@ -38,7 +51,6 @@ static mdm_rc read_chain(const char *path, X509 **certs, int *count,
   size_t len = 0;
   BIO *in = NULL, *outb = NULL;
   X509 *x;
-  BUF_MEM *bm;
   mdm_rc rc = MDM_ERR_INVAL;
 
   *count = 0;
@@ -70,15 +82,7 @@ static mdm_rc read_chain(const char *path, X509 **certs, int *count,
     snprintf(err, n, "'%s' holds no PEM certificate", path);
     goto out;
   }
-  BIO_get_mem_ptr(outb, &bm);
-  *pem = malloc(bm->length + 1);
-  if(!*pem) {
-    rc = MDM_ERR_NOMEM;
-    goto out;
-  }
-  memcpy(*pem, bm->data, bm->length);
-  (*pem)[bm->length] = '\0';
-  rc = MDM_OK;
+  rc = bio_string(outb, pem);
 out:
   ERR_clear_error();
   BIO_free(in);
@@ -131,16 +135,9 @@ static mdm_rc read_key(const char *path, X509 *leaf, char **pem, char *err,
     rc = MDM_ERR_CRYPTO;
     goto out;
   }
+  rc = bio_string(outb, pem);
   BIO_get_mem_ptr(outb, &bm);
-  *pem = malloc(bm->length + 1);
-  if(!*pem) {
-    rc = MDM_ERR_NOMEM;
-    goto out;
-  }
-  memcpy(*pem, bm->data, bm->length);
-  (*pem)[bm->length] = '\0';
   OPENSSL_cleanse(bm->data, bm->length);
-  rc = MDM_OK;
 out:
   ERR_clear_error();
   EVP_PKEY_free(key);

@@ -1084,6 +1084,27 @@ static const char SQL_CERT_INSERT[] =
   "INSERT INTO device_certs(tenant_id, serial, device_id, fingerprint,"
   " not_before, not_after, issued_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
+/* Store the certificate issued to device_id. */
+static mdm_rc cert_insert(struct sq_conn *c, const char *tenant,
+                          const char *device_id,
+                          const struct mdm_cert_in *cert, int64_t now)
+{
+  sqlite3_stmt *st = sq_stmt(c, SQL_CERT_INSERT);
+  mdm_rc rc;
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, tenant);
+  bind_text(st, 2, cert->serial);
+  bind_text(st, 3, device_id);
+  bind_text(st, 4, cert->fingerprint);
+  sqlite3_bind_int64(st, 5, cert->not_before);
+  sqlite3_bind_int64(st, 6, cert->not_after);
+  sqlite3_bind_int64(st, 7, now);
+  rc = sq_step_done(c, st);
+  sq_done(st);
+  return rc;
+}
+
 static mdm_rc job_enroll(struct sq_conn *c, struct sq_job *j)
 {
   struct enroll_args *x = j->arg;
@@ -1168,20 +1189,7 @@ static mdm_rc job_enroll(struct sq_conn *c, struct sq_job *j)
       goto out;
   }
   if(in->cert) {
-    st = sq_stmt(c, SQL_CERT_INSERT);
-    if(!st) {
-      rc = MDM_ERR_STORE;
-      goto out;
-    }
-    bind_text(st, 1, x->tenant);
-    bind_text(st, 2, in->cert->serial);
-    bind_text(st, 3, in->device_id);
-    bind_text(st, 4, in->cert->fingerprint);
-    sqlite3_bind_int64(st, 5, in->cert->not_before);
-    sqlite3_bind_int64(st, 6, in->cert->not_after);
-    sqlite3_bind_int64(st, 7, in->now);
-    rc = sq_step_done(c, st);
-    sq_done(st);
+    rc = cert_insert(c, x->tenant, in->device_id, in->cert, in->now);
     if(rc)
       goto out;
   }
@@ -1518,22 +1526,30 @@ static const char SQL_DEVICE_ACTIVE[] =
   "SELECT 1 FROM device_status WHERE tenant_id = ?1 AND device_id = ?2"
   " AND state = 'active'";
 
+/* Is the device active, on connection c?  MDM_OK, MDM_ERR_AUTH (retired,
+ * wiped or unknown) or MDM_ERR_STORE. */
+static mdm_rc device_is_active(struct sq_conn *c, const char *tenant,
+                               const char *device_id)
+{
+  sqlite3_stmt *st = sq_stmt(c, SQL_DEVICE_ACTIVE);
+  int r;
+  if(!st)
+    return MDM_ERR_STORE;
+  bind_text(st, 1, tenant);
+  bind_text(st, 2, device_id);
+  r = sqlite3_step(st);
+  sq_done(st);
+  return r == SQLITE_ROW ? MDM_OK : r == SQLITE_DONE ? MDM_ERR_AUTH
+                                                     : MDM_ERR_STORE;
+}
+
 static mdm_rc sq_device_active(struct mdm_store *s, const char *tenant,
                                const char *device_id)
 {
   struct sq_store *q = (struct sq_store *)s;
-  int slot, r;
+  int slot;
   struct sq_conn *c = sq_reader_get(q, &slot);
-  sqlite3_stmt *st = sq_stmt(c, SQL_DEVICE_ACTIVE);
-  mdm_rc rc = MDM_ERR_STORE;
-  if(st) {
-    bind_text(st, 1, tenant);
-    bind_text(st, 2, device_id);
-    r = sqlite3_step(st);
-    rc = r == SQLITE_ROW ? MDM_OK : r == SQLITE_DONE ? MDM_ERR_AUTH
-                                                     : MDM_ERR_STORE;
-  }
-  sq_done(st);
+  mdm_rc rc = device_is_active(c, tenant, device_id);
   sq_reader_put(q, slot);
   return rc;
 }
@@ -2402,21 +2418,13 @@ static const char SQL_TELEMETRY_LAST[] =
 static mdm_rc job_telemetry(struct sq_conn *c, struct sq_job *j)
 {
   struct telemetry_args *x = j->arg;
-  sqlite3_stmt *st = sq_stmt(c, SQL_DEVICE_ACTIVE);
+  sqlite3_stmt *st;
   size_t i;
   json_t *ev;
-  mdm_rc rc = MDM_OK;
-  int r;
+  mdm_rc rc = device_is_active(c, x->tenant, x->device_id);
 
-  if(!st)
-    return MDM_ERR_STORE;
-  bind_text(st, 1, x->tenant);
-  bind_text(st, 2, x->device_id);
-  r = sqlite3_step(st);
-  sq_done(st);
-  if(r != SQLITE_ROW)
-    return r == SQLITE_DONE ? MDM_ERR_AUTH : MDM_ERR_STORE;
-
+  if(rc)
+    return rc;
   st = sq_stmt(c, SQL_TELEMETRY_INSERT);
   if(!st)
     return MDM_ERR_STORE;
@@ -4075,17 +4083,10 @@ struct cert_renew_args {
 static mdm_rc job_cert_renew(struct sq_conn *c, struct sq_job *j)
 {
   struct cert_renew_args *x = j->arg;
-  sqlite3_stmt *st = sq_stmt(c, SQL_DEVICE_ACTIVE);
-  mdm_rc rc;
-  int r;
-  if(!st)
-    return MDM_ERR_STORE;
-  bind_text(st, 1, x->tenant);
-  bind_text(st, 2, x->device_id);
-  r = sqlite3_step(st);
-  sq_done(st);
-  if(r != SQLITE_ROW)
-    return r == SQLITE_DONE ? MDM_ERR_AUTH : MDM_ERR_STORE;
+  sqlite3_stmt *st;
+  mdm_rc rc = device_is_active(c, x->tenant, x->device_id);
+  if(rc)
+    return rc;
   st = sq_stmt(c, SQL_CERTS_REVOKE);
   if(!st)
     return MDM_ERR_STORE;
@@ -4094,20 +4095,8 @@ static mdm_rc job_cert_renew(struct sq_conn *c, struct sq_job *j)
   sqlite3_bind_int64(st, 3, x->now);
   rc = sq_step_done(c, st);
   sq_done(st);
-  if(rc)
-    return rc;
-  st = sq_stmt(c, SQL_CERT_INSERT);
-  if(!st)
-    return MDM_ERR_STORE;
-  bind_text(st, 1, x->tenant);
-  bind_text(st, 2, x->cert->serial);
-  bind_text(st, 3, x->device_id);
-  bind_text(st, 4, x->cert->fingerprint);
-  sqlite3_bind_int64(st, 5, x->cert->not_before);
-  sqlite3_bind_int64(st, 6, x->cert->not_after);
-  sqlite3_bind_int64(st, 7, x->now);
-  rc = sq_step_done(c, st);
-  sq_done(st);
+  if(!rc)
+    rc = cert_insert(c, x->tenant, x->device_id, x->cert, x->now);
   if(rc)
     return rc;
   return sq_audit(c, x->tenant, x->a);

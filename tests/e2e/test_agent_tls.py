@@ -11,7 +11,6 @@ command (the old one is then revoked and listed in the CRL), and after a
 
 Certificates are made with the openssl command line; requests as the
 "device" outside the agent go through Python's ssl module."""
-import hashlib
 import http.server
 import json
 import os
@@ -26,6 +25,8 @@ import pytest
 
 import mdmtest
 from mdmtest import AGENT, MDM_FIXTURES, clean_env, run, wait_for
+from pkitest import (ctx_for, der_sha256, make_ca, make_self_signed,
+                     make_server_cert, openssl, pin_of)
 
 FIXTURE_ROOT = os.path.join(MDM_FIXTURES, "devices", "debian12-luks")
 
@@ -35,78 +36,7 @@ pytestmark = pytest.mark.skipif(not shutil.which("openssl"),
 REFUSED_WARNING = "the server refused this device's certificate"
 
 
-# ---- certificates -----------------------------------------------------------
-
-def openssl(*args):
-    p = subprocess.run(["openssl"] + list(args), stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=30)
-    assert p.returncode == 0, p.stderr
-    return p.stdout
-
-
-def make_ca(d, name):
-    """A self-signed CA: (key file, certificate file)."""
-    key, pem = str(d / (name + ".key")), str(d / (name + ".pem"))
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
-            "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", pem,
-            "-days", "30", "-subj", "/CN=test %s" % name, "-addext",
-            "basicConstraints=critical,CA:TRUE", "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign")
-    return key, pem
-
-
-def make_server_cert(d, ca, name):
-    """A leaf for 127.0.0.1 and localhost signed by ca: (chain file with
-    the leaf first and the CA last, key file)."""
-    key, csr, pem = (str(d / (name + ext)) for ext in (".key", ".csr",
-                                                       ".crt"))
-    openssl("req", "-new", "-newkey", "ec", "-pkeyopt",
-            "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", csr,
-            "-subj", "/CN=localhost")
-    ext = d / (name + ".ext")
-    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-                   "extendedKeyUsage=serverAuth\n")
-    openssl("x509", "-req", "-in", csr, "-CA", ca[1], "-CAkey", ca[0],
-            "-CAcreateserial", "-out", pem, "-days", "30", "-extfile",
-            str(ext))
-    chain = str(d / (name + ".chain.pem"))
-    with open(chain, "w") as f:
-        f.write(open(pem).read() + open(ca[1]).read())
-    os.chmod(key, 0o600)
-    return chain, key
-
-
-def make_self_signed(d, name):
-    """A self-signed server certificate for 127.0.0.1: (file, key file)."""
-    key, pem = str(d / (name + ".key")), str(d / (name + ".pem"))
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
-            "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", pem,
-            "-days", "30", "-subj", "/CN=localhost", "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost")
-    os.chmod(key, 0o600)
-    return pem, key
-
-
-def der_sha256(pem_text):
-    """SHA-256 of the DER of the (first) certificate in pem_text."""
-    p = subprocess.run(["openssl", "x509", "-outform", "DER"],
-                       input=pem_text.encode(), stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=30)
-    assert p.returncode == 0, p.stderr
-    return hashlib.sha256(p.stdout).hexdigest()
-
-
-def pin_of(pem_file):
-    with open(pem_file) as f:
-        return "sha256:" + der_sha256(f.read())
-
-
-def ctx_for(ca_pem, cert=None, key=None):
-    ctx = ssl.create_default_context(cafile=ca_pem)
-    if cert:
-        ctx.load_cert_chain(cert, key)
-    return ctx
-
+# ---- certificates: pkitest.py -----------------------------------------------
 
 @pytest.fixture
 def pki(tmp_path):

@@ -5,11 +5,9 @@ POST /v1/agent/certificate, the pin of the server's CA in enrollment
 tokens, and the forwarded certificate of a trusted proxy on every device
 endpoint.  Keys and certificates are made with the openssl command line;
 TLS is Python's ssl module (OpenSSL) against mdmd's GnuTLS."""
-import hashlib
 import json
 import os
 import ssl
-import subprocess
 import time
 import urllib.parse
 
@@ -17,54 +15,8 @@ import pytest
 
 import mdmtest
 from mdmtest import assert_problem, make_facts
-
-
-def openssl(*args):
-    p = subprocess.run(["openssl"] + list(args), stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=30)
-    assert p.returncode == 0, p.stderr
-    return p.stdout
-
-
-def make_ca(d, name):
-    key, pem = str(d / (name + ".key")), str(d / (name + ".pem"))
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
-            "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", pem,
-            "-days", "30", "-subj", "/CN=%s" % name)
-    return key, pem
-
-
-def make_server_cert(d, ca, name="server"):
-    """A leaf for 127.0.0.1 signed by ca; returns (chain file, key file)."""
-    key, csr, pem = (str(d / (name + ext)) for ext in (".key", ".csr",
-                                                       ".pem"))
-    openssl("req", "-new", "-newkey", "ec", "-pkeyopt",
-            "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", csr,
-            "-subj", "/CN=localhost")
-    ext = d / (name + ".ext")
-    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
-                   "extendedKeyUsage=serverAuth\n")
-    openssl("x509", "-req", "-in", csr, "-CA", ca[1], "-CAkey", ca[0],
-            "-CAcreateserial", "-out", pem, "-days", "30", "-extfile",
-            str(ext))
-    chain = str(d / (name + ".chain.pem"))
-    with open(chain, "w") as f:
-        f.write(open(pem).read() + open(ca[1]).read())
-    os.chmod(key, 0o600)
-    return chain, key
-
-
-def make_csr(d, name):
-    key, csr = str(d / (name + ".key")), str(d / (name + ".csr"))
-    openssl("req", "-new", "-newkey", "ec", "-pkeyopt",
-            "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", csr,
-            "-subj", "/CN=" + name)
-    return key, open(csr).read()
-
-
-def pin_of(pem_file):
-    der = openssl("x509", "-in", pem_file, "-outform", "DER")
-    return "sha256:" + hashlib.sha256(der).hexdigest()
+from pkitest import (ctx_for, make_ca, make_csr, make_server_cert, openssl,
+                     pin_of)
 
 
 class Device:
@@ -88,13 +40,6 @@ def enroll(srv, d, name, i=0):
                 token=None)
     assert r.status == 201, r.raw
     return Device(d, name, r.body, key)
-
-
-def ctx_for(ca_pem, cert=None, key=None):
-    ctx = ssl.create_default_context(cafile=ca_pem)
-    if cert:
-        ctx.load_cert_chain(cert, key)
-    return ctx
 
 
 def call(srv, method, path, body=None, token=None, cert=None, key=None,
