@@ -17,6 +17,7 @@
 
 #define PROBE_CHAIN_MAX (64 * 1024)
 #define PROBE_TIMEOUT_MS 10000
+#define PROBE_CA_MAX (16 * 1024)       /* GET /v1/server-ca.pem, at most */
 
 struct mdm_client {
   CURL *h;
@@ -425,16 +426,20 @@ mdm_rc mdm_client_get(struct mdm_client *c, const char *path,
   return client_request(c, path, bearer, NULL, resp);
 }
 
-static size_t on_discard(char *p, size_t size, size_t nmemb, void *ud)
+/* The probe's answer, kept up to its buffer's cap. */
+static size_t on_probe_body(char *p, size_t size, size_t nmemb, void *ud)
 {
-  return size * nmemb;
+  struct mdm_buf *b = ud;
+  size_t n = size * nmemb;
+  return mdm_buf_append(b, p, n) ? 0 : n;
 }
 
 mdm_rc mdm_client_probe_chain(const char *server, char **chain, char *err,
                               size_t n)
 {
   struct curl_certinfo *ci = NULL;
-  struct mdm_buf url, out;
+  struct mdm_buf url, out, body;
+  long status = 0;
   size_t len = strlen(server);
   char ua[64], errbuf[CURL_ERROR_SIZE] = "";
   CURL *h;
@@ -445,10 +450,12 @@ mdm_rc mdm_client_probe_chain(const char *server, char **chain, char *err,
   *chain = NULL;
   mdm_buf_init(&url, 4096);
   mdm_buf_init(&out, PROBE_CHAIN_MAX);
+  mdm_buf_init(&body, PROBE_CA_MAX);
   while(len && server[len - 1] == '/')
     len--;
   h = curl_easy_init();
-  if(!h || mdm_buf_printf(&url, "%.*s/healthz", (int)len, server)) {
+  if(!h || mdm_buf_printf(&url, "%.*s/v1/server-ca.pem", (int)len,
+                          server)) {
     rc = MDM_ERR_NOMEM;
     snprintf(err, n, "%s", mdm_strerror(rc));
     goto out;
@@ -461,8 +468,9 @@ mdm_rc mdm_client_probe_chain(const char *server, char **chain, char *err,
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)PROBE_TIMEOUT_MS);
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
-  curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)4096);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_discard);
+  curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)PROBE_CA_MAX);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_probe_body);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
   /* Unverified on purpose: this connection only learns which certificates
    * the server presents, and carries nothing secret.  The pin decides which
@@ -502,6 +510,17 @@ mdm_rc mdm_client_probe_chain(const char *server, char **chain, char *err,
     snprintf(err, n, "the server presented no certificate");
     goto out;
   }
+  /* The CA the server publishes, when it answered with one; a server of
+   * another kind answers 404 and only its chain counts. */
+  if(cc == CURLE_OK &&
+     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
+     status == 200 && body.len && !memchr(body.data, '\0', body.len) &&
+     mdm_buf_append(&out, body.data, body.len)) {
+    rc = MDM_ERR_TOOBIG;
+    snprintf(err, n, "the server's certificates are larger than %d bytes",
+             PROBE_CHAIN_MAX);
+    goto out;
+  }
   *chain = strdup(out.data);
   if(!*chain) {
     rc = MDM_ERR_NOMEM;
@@ -511,6 +530,7 @@ out:
   if(h)
     curl_easy_cleanup(h);
   mdm_buf_release(&out);
+  mdm_buf_release(&body);
   mdm_buf_release(&url);
   return rc;
 }

@@ -80,11 +80,13 @@ void mdm_client_tls_setup(CURL *h, const char *ca_file,
                           const char *cert_file, const char *key_file);
 
 /* Connect to server (https) without verifying it and return the
- * certificates it presents, leaf first, as PEM text in *chain (caller
- * frees).  Used once, before enrollment, to find the CA the enrollment
- * token pins: nothing is sent but "GET /healthz".  MDM_ERR_IO with a reason
- * in err[n] when no TLS session came up, MDM_ERR_NOTFOUND when it presented
- * no certificate. */
+ * certificates it presents, leaf first, then the CA it publishes at
+ * GET /v1/server-ca.pem (mdmd does not send a self-signed root in its
+ * chain), as PEM text in *chain (caller frees).  Used once, before
+ * enrollment, to find the CA the enrollment token pins: nothing is sent but
+ * that GET, and nothing it returns is trusted but a certificate whose
+ * fingerprint is the pin.  MDM_ERR_IO with a reason in err[n] when no TLS
+ * session came up, MDM_ERR_NOTFOUND when it presented no certificate. */
 mdm_rc mdm_client_probe_chain(const char *server, char **chain /* OUT */,
                               char *err, size_t n);
 

@@ -10,6 +10,7 @@ mdm_rc mdm_api_healthz(struct mdm_req *r);
 mdm_rc mdm_api_metrics(struct mdm_req *r);
 mdm_rc mdm_api_ca_pem(struct mdm_req *r);
 mdm_rc mdm_api_crl_pem(struct mdm_req *r);
+mdm_rc mdm_api_server_ca_pem(struct mdm_req *r);
 mdm_rc mdm_api_access_evaluate(struct mdm_req *r);
 mdm_rc mdm_api_access_check(struct mdm_req *r);
 mdm_rc mdm_api_readyz(struct mdm_req *r);

@@ -5,7 +5,12 @@
  *   GET /v1/crl.pem?tenant=NAME|ID   its CRL: the certificates of retired
  *                                    and wiped devices, signed now, valid
  *                                    for a day (fetch it more often)
- * Both are public: a CA certificate and a CRL are made to be shared.  An
+ *   GET /v1/server-ca.pem            the CA agents pin (--tls-cert's root,
+ *                                    or --pin-ca): an agent enrolling
+ *                                    fetches it unverified and keeps it
+ *                                    only if its SHA-256 is the pin its
+ *                                    enrollment token carries
+ * All are public: a CA certificate and a CRL are made to be shared.  An
  * unknown tenant is a 404 (as is one whose CA was never needed: creating
  * it is left to enrollment).
  */
@@ -109,5 +114,17 @@ mdm_rc mdm_api_crl_pem(struct mdm_req *r)
   json_decref(rows);
   if(rc)
     return mdm_req_fail(r, rc, "cannot build the CRL");
+  return reply_pem(r, pem);
+}
+
+mdm_rc mdm_api_server_ca_pem(struct mdm_req *r)
+{
+  char *pem;
+  if(!r->srv->server_ca_pem)
+    return mdm_req_fail(r, MDM_ERR_NOTFOUND, "this server pins no CA (it "
+                        "runs without --tls-cert or --pin-ca)");
+  pem = strdup(r->srv->server_ca_pem);
+  if(!pem)
+    return mdm_req_fail(r, MDM_ERR_NOMEM, "out of memory");
   return reply_pem(r, pem);
 }

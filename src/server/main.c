@@ -543,8 +543,8 @@ static mdm_rc start_events(struct mdm_server *srv)
 static mdm_rc start_tls(struct mdm_server *srv)
 {
   char err[1400];
-  mdm_rc rc = mdm_tls_load(&srv->cfg, &srv->tls, srv->server_ca_pin, err,
-                           sizeof(err));
+  mdm_rc rc = mdm_tls_load(&srv->cfg, &srv->tls, &srv->server_ca_pem,
+                           srv->server_ca_pin, err, sizeof(err));
   if(rc)
     fprintf(stderr, "mdmd: %s\n", err);
   return rc;
@@ -633,6 +633,7 @@ out:
   mdm_tokcache_free(srv.etokens);
   mdm_policycache_free(srv.policies);
   mdm_tls_free(srv.tls);
+  free(srv.server_ca_pem);
   if(!ret)
     mdm_info("stopped");
   return ret;

@@ -42,6 +42,8 @@ const struct mdm_route mdm_routes[] = {
   /* A CA certificate and its CRL are published. */
   {"GET", "/v1/ca.pem", mdm_api_ca_pem, MDM_AUTH_PUBLIC},
   {"GET", "/v1/crl.pem", mdm_api_crl_pem, MDM_AUTH_PUBLIC},
+  /* The CA agents pin, checked by them against the enrollment token. */
+  {"GET", "/v1/server-ca.pem", mdm_api_server_ca_pem, MDM_AUTH_PUBLIC},
 
   {"POST", "/v1/tokens", mdm_api_tokens_create, MDM_ROLE_OWNER},
   {"GET", "/v1/tokens", mdm_api_tokens_list, MDM_ROLE_OWNER},

@@ -63,6 +63,7 @@ struct mdm_server {
   /* "sha256:<hex>" of the CA that devices pin (enrollment tokens carry
    * it), "" when neither --tls-cert nor --pin-ca is set. */
   char server_ca_pin[8 + 64];
+  char *server_ca_pem;        /* that CA (GET /v1/server-ca.pem), or NULL */
   atomic_int in_flight;       /* requests being handled */
   atomic_int is_draining;
   int port;                   /* the bound port */

@@ -12,6 +12,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include "core/util.h"
 #include "crypto/pki.h"
 #include "server/server.h"
@@ -149,8 +150,18 @@ out:
   return rc;
 }
 
+/* Is x self-signed: its own issuer, and its signature verifies with its
+ * own key? */
+static int is_self_signed(X509 *x)
+{
+  int ok = X509_check_issued(x, x) == X509_V_OK &&
+           X509_verify(x, X509_get0_pubkey(x)) == 1;
+  ERR_clear_error();
+  return ok;
+}
+
 mdm_rc mdm_tls_load(const struct mdm_config *cfg, struct mdm_tls **out,
-                    char pin[72], char *err, size_t n)
+                    char **pin_pem, char pin[72], char *err, size_t n)
 {
   X509 *chain[TLS_CHAIN_MAX], *pinned[TLS_CHAIN_MAX];
   int n_chain = 0, n_pinned = 0, i;
@@ -159,6 +170,7 @@ mdm_rc mdm_tls_load(const struct mdm_config *cfg, struct mdm_tls **out,
   mdm_rc rc = MDM_OK;
 
   *out = NULL;
+  *pin_pem = NULL;
   pin[0] = '\0';
   err[0] = '\0';
   if(!cfg->tls_cert[0] != !cfg->tls_key[0]) {
@@ -181,6 +193,22 @@ mdm_rc mdm_tls_load(const struct mdm_config *cfg, struct mdm_tls **out,
       rc = mdm_tls_pin_of(chain[n_chain - 1], pin);
     if(!rc)
       rc = mdm_cert_to_pem(chain[n_chain - 1], &t->trust_pem);
+    if(!rc)
+      rc = mdm_cert_to_pem(chain[n_chain - 1], pin_pem);
+    if(!rc && n_chain > 1 && is_self_signed(chain[n_chain - 1])) {
+      /* Served without its root: the leaf and any intermediates. */
+      BIO *b = BIO_new(BIO_s_mem());
+      char *served = NULL;
+      for(i = 0; b && i < n_chain - 1; i++)
+        if(PEM_write_bio_X509(b, chain[i]) != 1)
+          break;
+      rc = b && i == n_chain - 1 ? bio_string(b, &served) : MDM_ERR_CRYPTO;
+      BIO_free(b);
+      if(!rc) {
+        free(t->cert_pem);
+        t->cert_pem = served;
+      }
+    }
   }
   if(!rc && cfg->pin_ca[0]) {
     rc = read_chain(cfg->pin_ca, pinned, &n_pinned, &pinned_pem, err, n);
@@ -191,6 +219,11 @@ mdm_rc mdm_tls_load(const struct mdm_config *cfg, struct mdm_tls **out,
     }
     if(!rc)
       rc = mdm_tls_pin_of(pinned[0], pin);
+    if(!rc) {
+      free(*pin_pem);
+      *pin_pem = pinned_pem;
+      pinned_pem = NULL;
+    }
   }
   for(i = 0; i < n_chain; i++)
     X509_free(chain[i]);
@@ -201,6 +234,8 @@ mdm_rc mdm_tls_load(const struct mdm_config *cfg, struct mdm_tls **out,
     if(!err[0])
       snprintf(err, n, "cannot load the TLS settings: %s", mdm_strerror(rc));
     pin[0] = '\0';
+    free(*pin_pem);
+    *pin_pem = NULL;
     mdm_tls_free(t);
     return rc;
   }

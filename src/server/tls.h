@@ -21,7 +21,7 @@
 struct mdm_config;
 
 struct mdm_tls {
-  char *cert_pem;     /* the chain, as served */
+  char *cert_pem;     /* the chain, as served (without a self-signed root) */
   char *key_pem;      /* secret: cleansed when freed */
   char *trust_pem;    /* the CA names offered in the certificate request */
 };
@@ -31,13 +31,17 @@ struct mdm_tls {
 mdm_rc mdm_tls_pin_of(X509 *cert, char out[72]);
 
 /* Read cfg's --tls-cert/--tls-key (when set) into *out (NULL when mdmd
- * serves plain HTTP) and the pin devices take (--pin-ca, else the chain's
- * last certificate; "" when neither is set) into pin[72].  Refuses a key
- * that group or others may read, a key that does not match the chain's
- * first certificate, and anything but PEM certificates in the chain; the
- * reason goes into err[n]. */
+ * serves plain HTTP), and the CA devices pin (--pin-ca, else the chain's
+ * last certificate) as PEM into *pin_pem (caller frees; NULL when neither
+ * is set) with its pin into pin[72] ("" then).  A self-signed root at the
+ * end of a longer chain is not served (RFC 8446 4.4.2: clients have it;
+ * each would decode it at every handshake); agents fetch the pinned CA
+ * from GET /v1/server-ca.pem instead.  Refuses a key that group or others
+ * may read, a key that does not match the chain's first certificate, and
+ * anything but PEM certificates in the chain; the reason goes into
+ * err[n]. */
 mdm_rc mdm_tls_load(const struct mdm_config *cfg, struct mdm_tls **out,
-                    char pin[72], char *err, size_t n);
+                    char **pin_pem, char pin[72], char *err, size_t n);
 void mdm_tls_free(struct mdm_tls *t);
 
 /* The DER of the certificate the client of conn presented in its TLS

@@ -335,20 +335,24 @@ def test_enroll_refuses_a_server_of_another_ca(tls_server, agent, pki,
 
 class Impostor:
     """An https server (not mdmd) presenting chain_file, leaf first, as
-    given; it records each request and answers 200 {}."""
+    given; it records each request and answers 200 {}, or publish (PEM
+    text) at /v1/server-ca.pem when given."""
 
-    def __init__(self, chain_file, key_file):
+    def __init__(self, chain_file, key_file, publish=None):
         seen = self.seen = []
 
         class H(http.server.BaseHTTPRequestHandler):
             def answer(self):
                 n = int(self.headers.get("Content-Length") or 0)
                 seen.append((self.command, self.path, self.rfile.read(n)))
+                body = b"{}"
+                if publish and self.path == "/v1/server-ca.pem":
+                    body = publish.encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", "2")
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(b"{}")
+                self.wfile.write(body)
 
             do_GET = do_POST = answer
 
@@ -400,12 +404,38 @@ def test_enroll_refuses_a_chain_that_only_carries_the_pinned_ca(
             "chain to the CA pinned in the enrollment token (%s); refusing "
             "to talk to it" % pin], p.stderr
         # The probe (which carries nothing) and no enrollment.
-        assert [(m, path) for m, path, _ in imp.seen] == [("GET",
-                                                           "/healthz")]
+        assert [(m, path) for m, path, _ in imp.seen] == [
+            ("GET", "/v1/server-ca.pem")]
     finally:
         imp.stop()
     assert not os.path.exists(agent.path("credentials.json"))
     assert not os.path.exists(agent.path("server-ca.pem"))
+    assert not os.path.exists(agent.path("device.key"))
+
+
+def test_enroll_refuses_a_server_that_only_publishes_the_pinned_ca(
+        tls_server, agent, pki):
+    """mdmd publishes the pinned CA at /v1/server-ca.pem (its chain leaves
+    the root out).  Anyone can publish a's certificate: a server of CA b
+    that does is refused all the same, since its own certificate does not
+    verify against a; the enrollment never leaves the agent."""
+    srv = tls_server("a")
+    et = srv.create_etoken()
+    imp = Impostor(pki["b"]["chain"], pki["b"]["key"],
+                   publish=open(pki["a"]["ca"]).read())
+    try:
+        p = run(agent.argv("enroll", "--server", imp.url, "--token",
+                           et["token"]), env=agent.env)
+        assert p.returncode == 1, p.stderr
+        assert p.stderr.strip().splitlines() == [
+            "mdm-agent: enroll failed: the server's certificate does not "
+            "chain to the CA pinned in the enrollment token (%s); refusing "
+            "to talk to it" % pin_of(pki["a"]["ca"])], p.stderr
+        assert [(m, path) for m, path, _ in imp.seen] == [
+            ("GET", "/v1/server-ca.pem")]
+    finally:
+        imp.stop()
+    assert not os.path.exists(agent.path("credentials.json"))
     assert not os.path.exists(agent.path("device.key"))
 
 

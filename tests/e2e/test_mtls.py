@@ -95,6 +95,15 @@ def test_https_and_the_pin_in_enrollment_tokens(tls_server, tmp_path):
     assert r.body["server_ca_fingerprint"] == pin
     assert mdmtest.jwt_parts(r.body["token"])[1]["server_ca"] == pin
     assert "devices pin the server CA %s" % pin in srv.stderr()
+    # The chain goes out without its self-signed root (clients have it);
+    # the pinned CA is published for agents to check against the pin.
+    shown = openssl("s_client", "-connect", "127.0.0.1:%d" % srv.port,
+                    "-showcerts", input=b"").decode()
+    assert shown.count("-----BEGIN CERTIFICATE-----") == 1, shown
+    r = srv.api("GET", "/v1/server-ca.pem", token=None)
+    assert r.status == 200
+    assert r.headers["Content-Type"] == "application/x-pem-file"
+    assert r.raw.decode() == open(srv.ca_pem).read()
     # mdmctl over HTTPS with the CA given; without it, the system store
     # does not know this CA and it refuses.
     env = mdmtest.clean_env({"MDM_SERVER": srv.url, "MDM_TOKEN": srv.token})
@@ -249,6 +258,10 @@ def test_proxy_forwarded_certificate_on_device_endpoints(server_factory,
     assert r.status == 200, r.raw
     # An untrusted peer's header is refused, even next to a good token.
     plain = server_factory(name="plain")
+    p = assert_problem(plain.api("GET", "/v1/server-ca.pem", token=None),
+                       404)
+    assert p["detail"] == ("this server pins no CA (it runs without "
+                           "--tls-cert or --pin-ca)")
     b = enroll(plain, tmp_path, "b", 0)
     xb = {"X-Client-Cert": urllib.parse.quote(b.pem, safe="")}
     p = assert_problem(plain.api("POST", "/v1/agent/checkin",

@@ -30,6 +30,7 @@ static void test_public_routes_are_few(void **state)
   static const char *const allowed[] = {"GET /healthz", "GET /readyz",
                                         "GET /metrics", "GET /v1/ca.pem",
                                         "GET /v1/crl.pem",
+                                        "GET /v1/server-ca.pem",
                                         "POST /v1/enroll", NULL};
   int i;
   (void)state;
