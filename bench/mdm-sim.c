@@ -23,7 +23,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -32,7 +31,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,6 +38,7 @@
 #include <jansson.h>
 #include "core/buf.h"
 #include "core/util.h"
+#include "benchutil.h"
 #include "sim_mqtt.h"
 
 #define PROG "mdm-sim"
@@ -117,52 +116,6 @@ struct conn {
   char cmd_id[MDM_UUID_LEN + 1];
 };
 
-/* ---- samples ------------------------------------------------------------ */
-
-struct samples {
-  uint32_t *v;    /* microseconds */
-  size_t n, cap;
-};
-
-static void samples_add(struct samples *s, int64_t ns)
-{
-  int64_t us = ns / 1000;
-  if(s->n == s->cap) {
-    size_t cap = s->cap ? s->cap * 2 : 65536;
-    uint32_t *v = realloc(s->v, cap * sizeof(*v));
-    if(!v)
-      return;  /* out of memory: the sample is lost, the run goes on */
-    s->v = v;
-    s->cap = cap;
-  }
-  s->v[s->n++] = us < 0 ? 0 : us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-static void samples_sort(struct samples *s)
-{
-  qsort(s->v, s->n, sizeof(*s->v), cmp_u32);
-}
-
-/* Percentile p (0..100) in milliseconds of sorted samples; 0 when empty. */
-static double samples_pct(const struct samples *s, double p)
-{
-  size_t i;
-  if(!s->n)
-    return 0;
-  i = (size_t)ceil(p / 100.0 * (double)s->n);
-  if(i > 0)
-    i--;
-  if(i >= s->n)
-    i = s->n - 1;
-  return s->v[i] / 1000.0;
-}
-
 /* ---- the simulator ------------------------------------------------------ */
 
 enum phase { PHASE_ENROLL, PHASE_CHECKIN, PHASE_VERIFY, PHASE_POLL };
@@ -186,9 +139,7 @@ struct timeline_sec {
 
 struct sim {
   struct opts o;
-  struct sockaddr_storage addr;
-  socklen_t addr_len;
-  char host_hdr[300];
+  struct bench_server srv;
 
   struct device *devs;
   size_t n_devs;
@@ -214,8 +165,8 @@ struct sim {
   /* results */
   uint64_t n_sent, n_ok, n_changed_sent, n_changed_ok;
   uint64_t by_status[600]; /* [0]: connection failed before an answer */
-  struct samples lat;      /* from the due time (open loop) or the send */
-  struct samples svc;      /* from the send */
+  struct bench_samples lat; /* from the due time (open loop) or the send */
+  struct bench_samples svc; /* from the send */
   struct timeline_sec *tl;
   size_t n_tl;
   uint64_t n_unsent;       /* due but never sent (the server fell behind) */
@@ -234,7 +185,7 @@ struct sim {
   uint64_t n_acked, n_completed, n_fetches, n_checkins_ok, n_other_cmds;
   int n_fu_out;            /* command requests in flight */
   int64_t t_bulk_ns;       /* the bulk POST's answer (monotonic) */
-  struct samples ack_lat;  /* bulk call -> acknowledgement's 2xx */
+  struct bench_samples ack_lat; /* bulk call -> acknowledgement's 2xx */
 
   /* --commands-push */
   struct sim_mqtt *mqtt;
@@ -242,139 +193,34 @@ struct sim {
   int wake_marker;         /* its epoll data.ptr is &wake_marker */
   struct sim_mqtt_dev *push_devs;
   uint64_t n_wakeups;      /* wake-ups taken from the MQTT thread */
-  struct samples wake_lat; /* bulk call -> wake-up taken by the HTTP loop */
+  /* bulk call -> wake-up taken by the HTTP loop */
+  struct bench_samples wake_lat;
 };
-
-static int64_t now_ns(void)
-{
-  return mdm_mono_ns();
-}
 
 static int64_t wall_s(void)
 {
   return mdm_now_ms() / 1000;
 }
 
-static uint64_t splitmix64(uint64_t x)
-{
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
 static double rng_unit(struct sim *s)
 {
-  s->rng = splitmix64(s->rng);
+  s->rng = bench_splitmix64(s->rng);
   return (double)(s->rng >> 11) / 9007199254740992.0;
 }
 
 /* ---- facts ---------------------------------------------------------------- */
 
-static const char *const models_linux[] = {
-  "ThinkPad T14 Gen 4", "Latitude 7440", "EliteBook 840 G10", "XPS 13 9340",
-  "ThinkPad X1 Carbon Gen 11", "OptiPlex 7010"};
-static const char *const makers_linux[] = {"LENOVO", "Dell Inc.", "HP",
-                                           "Dell Inc.", "LENOVO", "Dell Inc."};
-static const char *const pkgs[][2] = {
-  {"openssl", "3.0.15-1~deb12u1"}, {"openssh-server", "1:9.2p1-2+deb12u3"},
-  {"linux-image-amd64", "6.1.115-1"}, {"firefox-esr", "128.5.0esr-1~deb12u1"},
-  {"libc6", "2.36-9+deb12u9"}, {"sudo", "1.9.13p3-1+deb12u1"},
-  {"systemd", "252.31-1~deb12u1"}, {"curl", "7.88.1-10+deb12u8"},
-  {"chromium", "131.0.6778.85-1~deb12u1"}, {"nftables", "1.0.6-2+deb12u2"},
-  {"cryptsetup", "2:2.6.1-4~deb12u2"}, {"mdm-agent", "0.1.0-1"}};
-
 /*
- * Render device idx's facts at generation gen into out (NUL-terminated);
- * returns the length, or 0 if they do not fit.  Deterministic: the same
- * (idx, gen) always gives the same text, and a new generation changes
- * security.password_age_days (base + gen, which names the generation) and
- * the package summary, as a real device's facts drift.
+ * Render device idx's facts at generation gen (bench_facts_render()) into
+ * out (NUL-terminated); returns the length, or 0 if they do not fit.
  */
 static size_t render_facts(char *out, size_t cap, size_t idx, uint32_t gen)
 {
-  uint64_t h = splitmix64(idx * 7919 + 17);
-  unsigned kind = (unsigned)(idx % 10);
-  unsigned m = (unsigned)(h % 6);
-  unsigned age_base = (unsigned)(idx % 90);
-  unsigned first_pkg = (unsigned)((h >> 8) % 12);
   struct mdm_buf b;
   size_t len = 0;
-  int i;
-  mdm_rc rc;
 
   mdm_buf_init(&b, cap - 1);
-  if(kind < 6)
-    rc = mdm_buf_printf(
-      &b,
-      "{\"serial\":\"PF%08" PRIX64 "\",\"platform\":\"linux\","
-      "\"hostname\":\"lnx-%06zu.corp.example\",\"model\":\"%s\","
-      "\"manufacturer\":\"%s\","
-      "\"os\":{\"name\":\"Debian GNU/Linux\",\"version\":\"12\","
-      "\"build\":\"12 (bookworm)\",\"id\":\"debian\","
-      "\"kernel\":\"6.1.0-%u-amd64\"},",
-      (uint64_t)(h & 0xffffffffULL), idx, models_linux[m], makers_linux[m],
-      (unsigned)(20 + (h >> 16) % 8));
-  else if(kind < 8)
-    rc = mdm_buf_printf(
-      &b,
-      "{\"serial\":\"5CG%07" PRIX64 "\",\"platform\":\"windows\","
-      "\"hostname\":\"WIN-%06zu\",\"model\":\"HP EliteBook 840 G%u\","
-      "\"manufacturer\":\"HP\","
-      "\"os\":{\"name\":\"Windows 11 Enterprise\",\"version\":\"23H2\","
-      "\"build\":\"22631.%u\",\"id\":\"windows\",\"kernel\":\"10.0.22631\"},",
-      (uint64_t)(h & 0xfffffffULL), idx, (unsigned)(8 + m % 3),
-      (unsigned)(4000 + (h >> 16) % 600));
-  else
-    rc = mdm_buf_printf(
-      &b,
-      "{\"serial\":\"C02%07" PRIX64 "\",\"platform\":\"macos\","
-      "\"hostname\":\"mac-%06zu.corp.example\",\"model\":\"MacBookPro18,%u\","
-      "\"manufacturer\":\"Apple Inc.\","
-      "\"os\":{\"name\":\"macOS\",\"version\":\"14.%u\",\"build\":\"23G%u\","
-      "\"id\":\"macos\",\"kernel\":\"Darwin 23.6.0\"},",
-      (uint64_t)(h & 0xfffffffULL), idx, (unsigned)(1 + m % 4),
-      (unsigned)(1 + (h >> 12) % 6), (unsigned)(80 + (h >> 16) % 20));
-  if(!rc)
-    rc = mdm_buf_printf(
-      &b,
-      "\"encryption\":{\"root_encrypted\":%s,\"method\":%s},"
-      "\"integrity\":{\"rooted\":false,\"secure_boot\":%s,"
-      "\"kernel_tainted\":false,\"lockdown\":%s},"
-      "\"security\":{\"firewall_enabled\":%s,\"screen_lock_enabled\":true,"
-      "\"password_age_days\":%u},"
-      "\"network\":{\"ssid\":%s,\"vpn_connected\":%s,"
-      "\"ipv4\":\"10.%u.%u.%u\",\"mac\":\"52:54:00:%02x:%02x:%02x\"},"
-      "\"agent\":{\"version\":\"0.1.0\"},"
-      "\"hardware\":{\"cpu\":\"%s\",\"cores\":%u,\"memory_mb\":%u,"
-      "\"disk_gb\":%u},",
-      (h >> 20) % 50 ? "true" : "false",
-      kind < 6 ? "\"luks2\"" : kind < 8 ? "\"bitlocker\"" : "\"filevault\"",
-      (h >> 26) % 20 ? "true" : "false",
-      kind < 6 ? "\"integrity\"" : "null",
-      (h >> 30) % 30 ? "true" : "false", age_base + gen,
-      (h >> 34) % 3 ? "\"CORP-WIFI\"" : "null",
-      (h >> 36) % 4 ? "false" : "true", (unsigned)(idx >> 16) & 255,
-      (unsigned)(idx >> 8) & 255, (unsigned)idx & 255,
-      (unsigned)(idx >> 16) & 255, (unsigned)(idx >> 8) & 255,
-      (unsigned)idx & 255,
-      kind < 8 ? "13th Gen Intel(R) Core(TM) i7-1365U" : "Apple M1 Pro",
-      (unsigned)(8 << (h >> 40) % 2), (unsigned)(16384 << (h >> 42) % 2),
-      (unsigned)(256 << (h >> 44) % 3));
-  if(!rc)
-    rc = mdm_buf_printf(&b,
-                        "\"packages\":{\"count\":%u,\"updates_available\":%u,"
-                        "\"recent\":[",
-                        (unsigned)(1200 + (h >> 48) % 900),
-                        (unsigned)((gen * 7 + idx) % 40));
-  for(i = 0; !rc && i < 6; i++) {
-    unsigned p = (first_pkg + (unsigned)i) % 12;
-    rc = mdm_buf_printf(&b, "%s{\"name\":\"%s\",\"version\":\"%s\"}",
-                        i ? "," : "", pkgs[p][0], pkgs[p][1]);
-  }
-  if(!rc)
-    rc = mdm_buf_puts(&b, "]}}");
-  if(!rc && b.len < cap) {
+  if(!bench_facts_render(&b, idx, gen) && b.len < cap) {
     memcpy(out, b.data, b.len + 1);
     len = b.len;
   }
@@ -587,56 +433,12 @@ static int create_enrollment_tokens(struct sim *s)
 
 static int server_addr(struct sim *s)
 {
-  const char *p = s->o.server, *hs, *he, *port;
-  char host[256], portbuf[16];
-  struct addrinfo hints, *res = NULL;
-  size_t hl;
-
-  if(strncmp(p, "http://", 7)) {
+  if(strncmp(s->o.server, "http://", 7)) {
     fprintf(stderr, PROG ": --server must be an http:// URL (plain HTTP on "
                     "loopback)\n");
     return -1;
   }
-  hs = p + 7;
-  if(*hs == '[') {
-    hs++;
-    he = strchr(hs, ']');
-    if(!he)
-      return -1;
-    port = he[1] == ':' ? he + 2 : NULL;
-  }
-  else {
-    he = hs + strcspn(hs, ":/");
-    port = *he == ':' ? he + 1 : NULL;
-  }
-  hl = (size_t)(he - hs);
-  if(!hl || hl >= sizeof(host))
-    return -1;
-  memcpy(host, hs, hl);
-  host[hl] = '\0';
-  if(port) {
-    size_t pl = strcspn(port, "/");
-    if(!pl || pl >= sizeof(portbuf))
-      return -1;
-    memcpy(portbuf, port, pl);
-    portbuf[pl] = '\0';
-  }
-  else
-    mdm_strlcpy(portbuf, "80", sizeof(portbuf));
-  memset(&hints, 0, sizeof(hints));
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  if(getaddrinfo(host, portbuf, &hints, &res) || !res) {
-    fprintf(stderr, PROG ": cannot resolve '%s'\n", host);
-    return -1;
-  }
-  memcpy(&s->addr, res->ai_addr, res->ai_addrlen);
-  s->addr_len = res->ai_addrlen;
-  freeaddrinfo(res);
-  /* Host: the URL's authority, as given. */
-  snprintf(s->host_hdr, sizeof(s->host_hdr), "%.*s",
-           (int)strcspn(p + 7, "/"), p + 7);
-  return 0;
+  return bench_server_resolve(PROG, s->o.server, "80", &s->srv);
 }
 
 static int conn_open(struct sim *s, struct conn *c)
@@ -644,11 +446,11 @@ static int conn_open(struct sim *s, struct conn *c)
   int fd, one = 1;
   struct epoll_event ev;
 
-  fd = socket(s->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  fd = socket(s->srv.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if(fd < 0)
     return -1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  if(connect(fd, (struct sockaddr *)&s->addr, s->addr_len)) {
+  if(connect(fd, (struct sockaddr *)&s->srv.addr, s->srv.addr_len)) {
     close(fd);
     return -1;
   }
@@ -847,12 +649,14 @@ static int render_request(struct sim *s, struct conn *c, const char *method,
                  "%s%s%s"
                  "Content-Type: application/json\r\n"
                  "Content-Length: %zu\r\n\r\n",
-                 method, path, s->host_hdr, token ? "Authorization: Bearer "
-                 : "", token ? token : "", token ? "\r\n" : "", body_len);
+                 method, path, s->srv.host_hdr,
+                 token ? "Authorization: Bearer " : "", token ? token : "",
+                 token ? "\r\n" : "", body_len);
   else
     n = snprintf(c->out, REQ_MAX, "%s %s HTTP/1.1\r\nHost: %s\r\n%s%s%s\r\n",
-                 method, path, s->host_hdr, token ? "Authorization: Bearer "
-                 : "", token ? token : "", token ? "\r\n" : "");
+                 method, path, s->srv.host_hdr,
+                 token ? "Authorization: Bearer " : "", token ? token : "",
+                 token ? "\r\n" : "");
   if(n < 0 || (size_t)n + body_len >= REQ_MAX)
     return -1;
   if(body)
@@ -988,7 +792,7 @@ static void poll_answer(struct sim *s, struct conn *c, const char *body,
     if(c->sent_wall_s > d->last_ack_s)
       d->last_ack_s = c->sent_wall_s;
     s->n_checkins_ok++;
-    samples_add(&s->lat, t - c->sched_ns);
+    bench_samples_add(&s->lat, t - c->sched_ns);
     if(json_integer_value(json_object_get(a, "pending_commands")) > 0 &&
        d->n_followups == 0)
       fq_push(s, c->dev, REQ_FETCH, NULL);
@@ -1015,7 +819,7 @@ static void poll_answer(struct sim *s, struct conn *c, const char *body,
     else if(!s->bulk_acked[idx]) {
       s->bulk_acked[idx] = 1;
       s->n_acked++;
-      samples_add(&s->ack_lat, t - s->t_bulk_ns);
+      bench_samples_add(&s->ack_lat, t - s->t_bulk_ns);
     }
     if(s->o.is_complete)
       fq_push(s, c->dev, REQ_COMPLETE, c->cmd_id);
@@ -1136,7 +940,7 @@ out:
 static void on_answer(struct sim *s, struct conn *c, const char *body,
                       size_t body_len)
 {
-  int64_t t = now_ns();
+  int64_t t = mdm_mono_ns();
   int st = c->status;
   size_t sec;
 
@@ -1162,7 +966,7 @@ static void on_answer(struct sim *s, struct conn *c, const char *body,
       }
       json_decref(a);
     }
-    samples_add(&s->lat, t - c->sent_ns);
+    bench_samples_add(&s->lat, t - c->sent_ns);
     break;
   case PHASE_CHECKIN:
     if(st == 200) {
@@ -1173,8 +977,8 @@ static void on_answer(struct sim *s, struct conn *c, const char *body,
         d->last_ack_s = c->sent_wall_s;
       s->n_ok++;
       s->n_changed_ok += (uint64_t)c->is_changed;
-      samples_add(&s->lat, t - c->sched_ns);
-      samples_add(&s->svc, t - c->sent_ns);
+      bench_samples_add(&s->lat, t - c->sched_ns);
+      bench_samples_add(&s->svc, t - c->sent_ns);
     }
     sec = (size_t)((c->sched_ns - s->t0_ns) / 1000000000);
     if(sec < s->n_tl) {
@@ -1200,58 +1004,6 @@ static void on_answer(struct sim *s, struct conn *c, const char *body,
 }
 
 /* ---- server process figures ------------------------------------------- */
-
-/* VmRSS and VmHWM (kB) of pid; 0 when unknown. */
-static void proc_rss(long long pid, long *rss_kb, long *hwm_kb)
-{
-  char path[64], line[256];
-  FILE *f;
-  *rss_kb = *hwm_kb = 0;
-  if(pid <= 0)
-    return;
-  snprintf(path, sizeof(path), "/proc/%lld/status", pid);
-  f = fopen(path, "r");
-  if(!f)
-    return;
-  while(fgets(line, sizeof(line), f)) {
-    if(!strncmp(line, "VmRSS:", 6))
-      *rss_kb = strtol(line + 6, NULL, 10);
-    else if(!strncmp(line, "VmHWM:", 6))
-      *hwm_kb = strtol(line + 6, NULL, 10);
-  }
-  fclose(f);
-}
-
-/* User + system CPU seconds of pid; -1 when unknown. */
-static double proc_cpu_s(long long pid)
-{
-  char path[64], buf[2048], *p;
-  unsigned long long ut = 0, stt = 0;
-  FILE *f;
-  size_t n;
-  int field;
-  if(pid <= 0)
-    return -1;
-  snprintf(path, sizeof(path), "/proc/%lld/stat", pid);
-  f = fopen(path, "r");
-  if(!f)
-    return -1;
-  n = fread(buf, 1, sizeof(buf) - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  p = strrchr(buf, ')');  /* the command name may hold spaces */
-  if(!p)
-    return -1;
-  p += 2;
-  for(field = 3; field < 14 && p; field++) {
-    p = strchr(p, ' ');
-    if(p)
-      p++;
-  }
-  if(!p || sscanf(p, "%llu %llu", &ut, &stt) != 2)
-    return -1;
-  return (double)(ut + stt) / (double)sysconf(_SC_CLK_TCK);
-}
 
 /* CPU seconds of each user-space process on the machine but two, with
  * their reaped children's.  (/proc/stat would be simpler, but in this kind of
@@ -1281,34 +1033,14 @@ static void proc_snap_take(struct proc_snap *ps, long long skip1,
   if(!d)
     return;
   while((e = readdir(d))) {
-    char path[64], buf[1024], *p;
-    unsigned long long f[4];
-    long long pid, ppid;
-    FILE *f_;
-    size_t n;
-    int field;
+    struct bench_proc_stat st;
+    long long pid;
     char *end;
     pid = strtoll(e->d_name, &end, 10);
     if(*end || pid <= 2 || pid == skip1 || pid == skip2)
       continue;
-    snprintf(path, sizeof(path), "/proc/%lld/stat", pid);
-    f_ = fopen(path, "r");
-    if(!f_)
-      continue;
-    n = fread(buf, 1, sizeof(buf) - 1, f_);
-    fclose(f_);
-    buf[n] = '\0';
-    p = strrchr(buf, ')');
-    if(!p || sscanf(p + 2, "%*c %lld", &ppid) != 1 || ppid == 2)
-      continue;  /* a kernel thread */
-    p += 2;
-    for(field = 3; field < 14 && p; field++) {
-      p = strchr(p, ' ');
-      if(p)
-        p++;
-    }
-    if(!p || sscanf(p, "%llu %llu %llu %llu", &f[0], &f[1], &f[2], &f[3]) != 4)
-      continue;
+    if(bench_proc_stat_read(pid, &st) || st.ppid == 2)
+      continue;  /* gone, or a kernel thread */
     if(ps->n == ps->cap) {
       size_t cap = ps->cap ? ps->cap * 2 : 256;
       struct proc_cpu *v = realloc(ps->v, cap * sizeof(*v));
@@ -1320,35 +1052,11 @@ static void proc_snap_take(struct proc_snap *ps, long long skip1,
     ps->v[ps->n].pid = pid;
     /* own_only (the server's parent) would be charged the server's whole
      * life when it reaps a server killed in the run: its own time only. */
-    ps->v[ps->n].cpu_s = (double)(f[0] + f[1] +
-                                  (pid == own_only ? 0 : f[2] + f[3])) /
-                         (double)sysconf(_SC_CLK_TCK);
+    ps->v[ps->n].cpu_s = pid == own_only ? st.cpu_s : st.cpu_all_s;
     ps->n++;
   }
   closedir(d);
   qsort(ps->v, ps->n, sizeof(*ps->v), cmp_pid);
-}
-
-/* The parent of pid; -1 when unknown. */
-static long long proc_ppid(long long pid)
-{
-  char path[64], buf[1024], *p;
-  long long ppid = -1;
-  FILE *f;
-  size_t n;
-  if(pid <= 0)
-    return -1;
-  snprintf(path, sizeof(path), "/proc/%lld/stat", pid);
-  f = fopen(path, "r");
-  if(!f)
-    return -1;
-  n = fread(buf, 1, sizeof(buf) - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  p = strrchr(buf, ')');
-  if(!p || sscanf(p + 2, "%*c %lld", &ppid) != 1)
-    return -1;
-  return ppid;
 }
 
 /* CPU seconds the processes of end used since start. */
@@ -1398,14 +1106,6 @@ static long long proc_ctxt_switches(long long pid)
   return sum;
 }
 
-static double self_cpu_s(void)
-{
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-         (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
-
 /* ---- the loop ------------------------------------------------------------- */
 
 static int64_t sched_of(struct sim *s, uint64_t k)
@@ -1431,7 +1131,7 @@ static void dispatch_poll(struct sim *s, int64_t t)
         continue;
       }
       s->n_fu_out++;
-      c->sched_ns = now_ns();
+      c->sched_ns = mdm_mono_ns();
     }
     else if(s->k_next < due) {
       if(checkin_render(s, c, (size_t)(s->k_next % s->n_devs), 0)) {
@@ -1447,7 +1147,7 @@ static void dispatch_poll(struct sim *s, int64_t t)
     c->is_busy = 1;
     s->n_busy++;
     s->n_sent++;
-    c->sent_ns = now_ns();
+    c->sent_ns = mdm_mono_ns();
     c->sent_wall_s = wall_s();
     conn_flush(s, c);
   }
@@ -1486,7 +1186,7 @@ static void dispatch(struct sim *s, int64_t t)
     c->is_busy = 1;
     s->n_busy++;
     s->n_sent++;
-    c->sent_ns = now_ns();
+    c->sent_ns = mdm_mono_ns();
     c->sent_wall_s = wall_s();
     if(s->phase != PHASE_CHECKIN)
       c->sched_ns = c->sent_ns;
@@ -1501,12 +1201,12 @@ static void push_take(struct sim *s)
 {
   uint32_t idx[1024];
   size_t n, k;
-  int64_t t = now_ns();
+  int64_t t = mdm_mono_ns();
   while((n = sim_mqtt_take(s->mqtt, idx, sizeof(idx) / sizeof(idx[0])))) {
     for(k = 0; k < n; k++)
       if(idx[k] < s->n_devs) {
         fq_push(s, idx[k], REQ_FETCH, NULL);
-        samples_add(&s->wake_lat, t - s->t_bulk_ns);
+        bench_samples_add(&s->wake_lat, t - s->t_bulk_ns);
       }
     s->n_wakeups += n;
   }
@@ -1527,9 +1227,9 @@ static int run_phase(struct sim *s, enum phase ph)
   memset(s->by_status, 0, sizeof(s->by_status));
   s->lat.n = s->svc.n = 0;
   s->n_unsent = s->n_abandoned = 0;
-  s->t0_ns = now_ns() + 20 * 1000000;  /* a moment to settle */
+  s->t0_ns = mdm_mono_ns() + 20 * 1000000;  /* a moment to settle */
   if(ph == PHASE_POLL)
-    s->t0_ns = now_ns();  /* right after the bulk command's answer */
+    s->t0_ns = mdm_mono_ns();  /* right after the bulk command's answer */
   if(ph == PHASE_CHECKIN || ph == PHASE_POLL) {
     s->k_total = (uint64_t)llround(s->o.rate * s->o.duration_s);
     s->t_end_ns = s->t0_ns + (int64_t)(s->o.duration_s * 1e9);
@@ -1542,10 +1242,10 @@ static int run_phase(struct sim *s, enum phase ph)
       return -1;
   }
   else
-    s->t0_ns = now_ns();
+    s->t0_ns = mdm_mono_ns();
 
   for(;;) {
-    int64_t t = now_ns(), wait_ns;
+    int64_t t = mdm_mono_ns(), wait_ns;
     struct timespec ts;
     int n;
 
@@ -1581,7 +1281,7 @@ static int run_phase(struct sim *s, enum phase ph)
     /* Once a second: the server's RSS, and a progress line now and then. */
     if(t - last_sample >= 1000000000) {
       long rss, hwm;
-      proc_rss(s->o.server_pid, &rss, &hwm);
+      bench_proc_rss(s->o.server_pid, &rss, &hwm);
       if(rss > s->server_rss_max_kb)
         s->server_rss_max_kb = rss;
       if(ph == PHASE_CHECKIN && t >= s->t0_ns) {
@@ -1643,7 +1343,7 @@ static int run_phase(struct sim *s, enum phase ph)
         conn_read(s, c);
     }
   }
-  s->elapsed_ns = now_ns() - s->t0_ns;
+  s->elapsed_ns = mdm_mono_ns() - s->t0_ns;
   if(ph == PHASE_CHECKIN && s->elapsed_ns > s->t_end_ns - s->t0_ns)
     s->elapsed_ns = s->t_end_ns - s->t0_ns;  /* the rate is over the window */
   return 0;
@@ -1713,32 +1413,6 @@ static json_t *status_counts(struct sim *s)
   return o;
 }
 
-static json_t *latency_json(struct samples *l)
-{
-  samples_sort(l);
-  return json_pack("{s:f, s:f, s:f, s:f, s:f, s:I}", "p50_ms",
-                   samples_pct(l, 50), "p90_ms", samples_pct(l, 90), "p99_ms",
-                   samples_pct(l, 99), "p999_ms", samples_pct(l, 99.9),
-                   "max_ms", samples_pct(l, 100), "n", (json_int_t)l->n);
-}
-
-static void emit(struct sim *s, json_t *r)
-{
-  if(!strcmp(s->o.out_format, "json")) {
-    char *t = json_dumps(r, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if(t)
-      puts(t);
-    free(t);
-  }
-  else {
-    char *t = json_dumps(r, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    if(t)
-      puts(t);
-    free(t);
-  }
-  fflush(stdout);
-}
-
 struct figures0 {
   double server_cpu, self_cpu;
   struct proc_snap others;
@@ -1749,14 +1423,17 @@ struct figures0 {
 
 static void figures_start(struct sim *s, struct figures0 *f)
 {
-  f->server_cpu = proc_cpu_s(s->o.server_pid);
-  f->self_cpu = self_cpu_s();
+  struct bench_proc_stat st;
+
+  bench_proc_stat_read(s->o.server_pid, &st);  /* -1s when unknown */
+  f->server_cpu = st.cpu_s;
+  f->self_cpu = bench_self_cpu_s();
   memset(&f->others, 0, sizeof(f->others));
-  f->server_ppid = proc_ppid(s->o.server_pid);
+  f->server_ppid = st.ppid;
   proc_snap_take(&f->others, s->o.server_pid, (long long)getpid(),
                  f->server_ppid);
   f->server_cs = proc_ctxt_switches(s->o.server_pid);
-  f->t = now_ns();
+  f->t = mdm_mono_ns();
   s->server_rss_max_kb = 0;
 }
 
@@ -1766,19 +1443,20 @@ static void figures_start(struct sim *s, struct figures0 *f)
 static void figures_add(struct sim *s, struct figures0 *f, json_t *r,
                         uint64_t n_requests)
 {
-  double wall = (now_ns() - f->t) / 1e9;
-  double scpu = proc_cpu_s(s->o.server_pid);
+  double wall = (mdm_mono_ns() - f->t) / 1e9;
+  struct bench_proc_stat st;
   struct proc_snap others_end = {NULL, 0, 0};
-  double self = (self_cpu_s() - f->self_cpu) / wall;
+  double self = (bench_self_cpu_s() - f->self_cpu) / wall;
   long long cs = proc_ctxt_switches(s->o.server_pid);
   long rss, hwm, srss, shwm;
   double server_cores = -1;
 
-  proc_rss((long long)getpid(), &srss, &shwm);
+  bench_proc_stat_read(s->o.server_pid, &st);
+  bench_proc_rss((long long)getpid(), &srss, &shwm);
   if(s->o.server_pid > 0) {
-    proc_rss(s->o.server_pid, &rss, &hwm);
-    if(f->server_cpu >= 0 && scpu >= 0)
-      server_cores = (scpu - f->server_cpu) / wall;
+    bench_proc_rss(s->o.server_pid, &rss, &hwm);
+    if(f->server_cpu >= 0 && st.cpu_s >= 0)
+      server_cores = (st.cpu_s - f->server_cpu) / wall;
     json_object_set_new(
       r, "server",
       json_pack("{s:I, s:f, s:f, s:f, s:f, s:f}", "pid",
@@ -1912,15 +1590,6 @@ static const struct option long_opts[] = {
   {NULL, 0, NULL, 0}
 };
 
-static void die_usage(const char *msg, const char *arg)
-{
-  fprintf(stderr, PROG ": %s", msg);
-  if(arg)
-    fprintf(stderr, " '%s'", arg);
-  fprintf(stderr, "\n(see '" PROG " --help')\n");
-  exit(2);
-}
-
 static double parse_double(const char *s, double min, double max,
                            const char *flag)
 {
@@ -1929,16 +1598,7 @@ static double parse_double(const char *s, double min, double max,
   errno = 0;
   v = strtod(s, &end);
   if(errno || end == s || *end || v < min || v > max)
-    die_usage("invalid value for", flag);
-  return v;
-}
-
-static long long parse_ll(const char *s, long long min, long long max,
-                          const char *flag)
-{
-  long long v;
-  if(mdm_parse_int(s, min, max, &v))
-    die_usage("invalid value for", flag);
+    bench_die_usage(PROG, "invalid value for", flag);
   return v;
 }
 
@@ -1980,7 +1640,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
       break;
     }
     case OPT_DEVICES:
-      o->n_devices = parse_ll(optarg, 1, 10000000, "--devices");
+      o->n_devices = bench_parse_ll(PROG, optarg, 1, 10000000, "--devices");
       break;
     case OPT_DEVICES_FILE:
       o->devices_file = optarg;
@@ -2001,22 +1661,25 @@ static void parse_args(struct opts *o, int argc, char **argv)
       o->duration_s = parse_double(optarg, 0.1, TIMELINE_MAX, "--duration");
       break;
     case OPT_CONNECTIONS:
-      o->n_conns = (int)parse_ll(optarg, 1, 20000, "--connections");
+      o->n_conns = (int)bench_parse_ll(PROG, optarg, 1, 20000,
+                                       "--connections");
       break;
     case OPT_CHANGED:
       o->changed_ratio = parse_double(optarg, 0, 1, "--changed-facts-ratio");
       break;
     case OPT_SERVER_PID:
-      o->server_pid = parse_ll(optarg, 1, 1LL << 40, "--server-pid");
+      o->server_pid = bench_parse_ll(PROG, optarg, 1, 1LL << 40,
+                                     "--server-pid");
       break;
     case OPT_STOP:
       o->is_stop_on_disconnect = 1;
       break;
     case OPT_SEED:
-      o->seed = (unsigned long long)parse_ll(optarg, 0, 1LL << 62, "--seed");
+      o->seed = (unsigned long long)bench_parse_ll(PROG, optarg, 0, 1LL << 62,
+                                                   "--seed");
       break;
     case OPT_TICK:
-      o->tick_us = parse_ll(optarg, 0, 1000000, "--tick-us");
+      o->tick_us = bench_parse_ll(PROG, optarg, 0, 1000000, "--tick-us");
       break;
     case OPT_POLL:
       o->is_commands_poll = 1;
@@ -2027,7 +1690,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
     case OPT_BULK_TYPE:
       if(!*optarg || strlen(optarg) > 32 || strspn(optarg,
          "abcdefghijklmnopqrstuvwxyz_") != strlen(optarg))
-        die_usage("invalid value for", "--bulk-type");
+        bench_die_usage(PROG, "invalid value for", "--bulk-type");
       o->bulk_type = optarg;
       break;
     case OPT_COMPLETE:
@@ -2038,48 +1701,42 @@ static void parse_args(struct opts *o, int argc, char **argv)
       break;
     case OPT_MQTT:
       if(strncmp(optarg, "mqtt://", 7))
-        die_usage("--mqtt takes mqtt://HOST:PORT, not", optarg);
+        bench_die_usage(PROG, "--mqtt takes mqtt://HOST:PORT, not", optarg);
       o->mqtt_url = optarg;
       break;
     case OPT_MQTT_BATCH:
-      o->mqtt_batch = (int)parse_ll(optarg, 1, 100000, "--mqtt-batch");
+      o->mqtt_batch = (int)bench_parse_ll(PROG, optarg, 1, 100000,
+                                          "--mqtt-batch");
       break;
     case OPT_WRK:
-      o->wrk_lua_idx = parse_ll(optarg, 0, 1LL << 40, "--wrk-lua");
+      o->wrk_lua_idx = bench_parse_ll(PROG, optarg, 0, 1LL << 40,
+                                      "--wrk-lua");
       break;
-    case 'o':
-      if(strcmp(optarg, "text") && strcmp(optarg, "json"))
-        die_usage("-o takes text or json, not", optarg);
-      o->out_format = optarg;
-      break;
-    case 'h':
-      fputs(usage_text, stdout);
-      exit(0);
-    default:
-      die_usage("bad usage", NULL);
+    default:  /* -o, -h, and what getopt rejected */
+      bench_opt_common(PROG, usage_text, ch, optarg, &o->out_format);
     }
   }
   if(optind < argc)
-    die_usage("unexpected argument", argv[optind]);
+    bench_die_usage(PROG, "unexpected argument", argv[optind]);
   if(o->is_enroll_only + o->is_checkin_only + o->is_verify +
      o->is_commands_poll + o->is_commands_push > 1)
-    die_usage("choose one of --enroll-only, --checkin-only, --verify, "
-              "--commands-poll, --commands-push", NULL);
+    bench_die_usage(PROG, "choose one of --enroll-only, --checkin-only, "
+                    "--verify, --commands-poll, --commands-push", NULL);
   if(o->is_commands_push && !o->mqtt_url)
-    die_usage("--commands-push needs --mqtt", NULL);
+    bench_die_usage(PROG, "--commands-push needs --mqtt", NULL);
   if(o->wrk_lua_idx >= 0) {
     if(!o->devices_file)
-      die_usage("--wrk-lua needs --devices-file", NULL);
+      bench_die_usage(PROG, "--wrk-lua needs --devices-file", NULL);
     return;
   }
   if(!o->server)
-    die_usage("--server is required", NULL);
+    bench_die_usage(PROG, "--server is required", NULL);
   if((o->is_checkin_only || o->is_verify || o->is_commands_poll ||
       o->is_commands_push) && !o->devices_file)
-    die_usage("--checkin-only, --verify, --commands-poll and "
-              "--commands-push need --devices-file", NULL);
+    bench_die_usage(PROG, "--checkin-only, --verify, --commands-poll and "
+                    "--commands-push need --devices-file", NULL);
   if(!o->is_checkin_only && !o->admin_token)  /* enrollment or --verify */
-    die_usage("--token or --token-file is required", NULL);
+    bench_die_usage(PROG, "--token or --token-file is required", NULL);
 }
 
 static int wrk_lua(struct sim *s)
@@ -2116,7 +1773,7 @@ static int push_setup(struct sim *s)
   const char *hp;
   int port;
   size_t i;
-  int64_t t0 = now_ns();
+  int64_t t0 = mdm_mono_ns();
 
   hp = s->o.mqtt_url + strlen("mqtt://");
   if(sscanf(hp, "%255[^:]:%d", host, &port) != 2 || port < 1 ||
@@ -2149,7 +1806,7 @@ static int push_setup(struct sim *s)
   }
   s->push_devs = md;
   fprintf(stderr, PROG ": %zu MQTT sessions subscribed in %.1f s\n",
-          s->n_devs, (now_ns() - t0) / 1e9);
+          s->n_devs, (mdm_mono_ns() - t0) / 1e9);
   ev.events = EPOLLIN;
   ev.data.ptr = &s->wake_marker;
   if(epoll_ctl(s->ep, EPOLL_CTL_ADD, s->wake_fd, &ev))
@@ -2176,9 +1833,9 @@ static int commands_poll(struct sim *s)
     return 1;
   snprintf(body, sizeof(body), "{\"type\":\"%s\",\"selector\":{}}",
            s->o.bulk_type);
-  t_call = now_ns();
+  t_call = mdm_mono_ns();
   st = admin_post(s, "/v1/commands", body, &ans);
-  bulk_ms = (now_ns() - t_call) / 1e6;
+  bulk_ms = (mdm_mono_ns() - t_call) / 1e6;
   /* Latency counts from the API call: the wait for its answer included. */
   s->t_bulk_ns = t_call;
   ids = json_object_get(ans, "ids");
@@ -2217,10 +1874,10 @@ static int commands_poll(struct sim *s)
     (json_int_t)s->n_bulk, "acknowledged", (json_int_t)s->n_acked,
     "never_acknowledged", (json_int_t)(s->n_bulk - s->n_acked), "completed",
     (json_int_t)s->n_completed, "other_commands_acknowledged",
-    (json_int_t)s->n_other_cmds, "latency", latency_json(&s->ack_lat),
+    (json_int_t)s->n_other_cmds, "latency", bench_latency_json(&s->ack_lat),
     "seconds", s->elapsed_ns / 1e9, "checkins", (json_int_t)s->n_checkins_ok,
     "fetches", (json_int_t)s->n_fetches, "checkin_latency",
-    latency_json(&s->lat), "errors", status_counts(s));
+    bench_latency_json(&s->lat), "errors", status_counts(s));
   if(is_push) {
     struct sim_mqtt_stats ms;
     sim_mqtt_get_stats(s->mqtt, &ms);
@@ -2230,10 +1887,11 @@ static int commands_poll(struct sim *s)
       (json_int_t)ms.messages, "wakeups_taken", (json_int_t)s->n_wakeups,
       "disconnects", (json_int_t)ms.disconnects, "refused",
       (json_int_t)(ms.refused + ms.sub_refused)));
-    json_object_set_new(r, "wakeup_latency", latency_json(&s->wake_lat));
+    json_object_set_new(r, "wakeup_latency",
+                        bench_latency_json(&s->wake_lat));
   }
   figures_add(s, &f0, r, s->n_sent);
-  emit(s, r);
+  bench_emit(r, s->o.out_format);
   json_decref(r);
   return 0;
 }
@@ -2250,7 +1908,7 @@ int main(int argc, char **argv)
   s.ep = -1;
   parse_args(&s.o, argc, argv);
   signal(SIGPIPE, SIG_IGN);
-  s.rng = splitmix64(s.o.seed);
+  s.rng = bench_splitmix64(s.o.seed);
 
   if(s.o.wrk_lua_idx >= 0) {
     if(!devices_load(&s, s.o.devices_file))
@@ -2292,11 +1950,11 @@ int main(int argc, char **argv)
                     "phase", "enroll", "devices", (json_int_t)s.n_devs,
                     "enrolled", (json_int_t)s.n_ok, "connections",
                     s.o.n_conns, "seconds", el, "enrollments_per_s",
-                    s.n_ok / el, "latency", latency_json(&s.lat), "errors",
-                    status_counts(&s));
+                    s.n_ok / el, "latency", bench_latency_json(&s.lat),
+                    "errors", status_counts(&s));
       figures_add(&s, &f0, r, s.n_sent);
     }
-    emit(&s, r);
+    bench_emit(r, s.o.out_format);
     json_decref(r);
     r = NULL;
     if(s.n_ok != s.n_devs) {
@@ -2334,7 +1992,7 @@ int main(int argc, char **argv)
                   (json_int_t)s.verify_facts_checked, "answers",
                   status_counts(&s));
     free(f0.others.v);
-    emit(&s, r);
+    bench_emit(r, s.o.out_format);
     ret = s.verify_ok == s.n_devs && !s.verify_bad ? 0 : 1;
     goto out;
   }
@@ -2365,13 +2023,13 @@ int main(int argc, char **argv)
       (json_int_t)s.n_ok, "changed_ok", (json_int_t)s.n_changed_ok,
       "unsent", (json_int_t)s.n_unsent, "abandoned",
       (json_int_t)s.n_abandoned, "checkins_per_s", el > 0 ? s.n_ok / el : 0,
-      "latency", latency_json(&s.lat), "service_time",
-      latency_json(&s.svc), "errors", status_counts(&s), "over_50ms",
+      "latency", bench_latency_json(&s.lat), "service_time",
+      bench_latency_json(&s.svc), "errors", status_counts(&s), "over_50ms",
       (json_int_t)slow, "timeline_fields",
       "ok, errors, over_50ms, max_ms, server_rss_mib", "timeline", tl);
     figures_add(&s, &f0, r, s.n_sent);
   }
-  emit(&s, r);
+  bench_emit(r, s.o.out_format);
   if(s.o.devices_file && devices_save(&s, s.o.devices_file))
     goto out;
   ret = 0;
@@ -2391,10 +2049,10 @@ out:
     free(s.etokens[i]);
   free(s.etokens);
   free(s.tl);
-  free(s.lat.v);
-  free(s.svc.v);
-  free(s.ack_lat.v);
-  free(s.wake_lat.v);
+  bench_samples_release(&s.lat);
+  bench_samples_release(&s.svc);
+  bench_samples_release(&s.ack_lat);
+  bench_samples_release(&s.wake_lat);
   free(s.fq);
   free(s.bulk_ids);
   free(s.bulk_acked);

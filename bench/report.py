@@ -12,6 +12,8 @@ import platform
 import re
 import sys
 
+import reportutil
+
 W, OUT, DEVICES, RATE, DURATION, CONNS, BIN = sys.argv[1:8]
 DEVICES, RATE, DURATION, CONNS = int(DEVICES), float(RATE), float(DURATION), int(CONNS)
 P99_MAX_MS = 50.0
@@ -31,19 +33,7 @@ def load(name):
 
 
 def wrk(name):
-    text = load(name) or ""
-    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    rps = float(m.group(1)) if m else None
-    lat = {}
-    for pct in ("50%", "90%", "99%"):
-        m = re.search(r"^\s+" + re.escape(pct) + r"\s+([\d.]+)(us|ms|s)\b", text, re.M)
-        if m:
-            v = float(m.group(1))
-            lat[pct] = v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
-    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-    non2xx = int(m.group(1)) if m else 0
-    m = re.search(r"Socket errors:.*", text)
-    return {"rps": rps, "lat": lat, "non2xx": non2xx, "sock": m.group(0) if m else ""}
+    return reportutil.wrk(load(name) or "")
 
 
 def yes(ok):
@@ -65,23 +55,6 @@ def num(v, digits=2):
 def run_ok(d):
     return (d["checkins_per_s"] >= 0.99 * d["target_rate"] and d["unsent"] <= 0.001 * d["due"]
             and d["latency"]["p99_ms"] <= P99_MAX_MS and errs(d) == 0)
-
-
-def cpu_model():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def mem_total():
-    for line in open("/proc/meminfo"):
-        if line.startswith("MemTotal"):
-            return f"{int(line.split()[1]) / 1048576:.1f} GiB"
-    return "?"
 
 
 enroll = load("enroll.json")
@@ -127,7 +100,9 @@ a(f"Recorded on {started} by `{load('invocation') or 'make bench'}`. "
 a("")
 a("## Machine")
 a("")
-a(f"- {os.cpu_count()} CPUs ({cpu_model()}), {mem_total()} memory, Linux {platform.release()}")
+mem = reportutil.mem_gib()
+a(f"- {os.cpu_count()} CPUs ({reportutil.cpu_model() or 'unknown'}), "
+  f"{f'{mem:.1f} GiB' if mem else '?'} memory, Linux {platform.release()}")
 a(f"- load average at start {load('loadavg.start')}, at end {load('loadavg.end')}")
 a("- simulator, server, nginx and wrk all share these CPUs; 'other load' below is the CPU the")
 a("  machine spent outside mdmd and mdm-sim during a run (builds or tests of other people on the")

@@ -9,8 +9,12 @@ usage: report.py WORKDIR RESULTS.md BINDIR
 import json
 import os
 import platform
-import re
 import sys
+
+# bench/reportutil.py, shared with bench/report.py
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                ".."))
+import reportutil  # noqa: E402
 
 W, OUT, BIN = sys.argv[1:4]
 ENROLL_TARGET = 1000.0
@@ -39,29 +43,7 @@ HAS_TLS = text("has_tls") == "1"
 
 
 def wrk(name):
-    t = text(name) or ""
-    m = re.search(r"Requests/sec:\s+([\d.]+)", t)
-    rps = float(m.group(1)) if m else None
-    lat = {}
-    for pct in ("50%", "75%", "90%", "99%"):
-        m = re.search(r"^\s+" + re.escape(pct) + r"\s+([\d.]+)(us|ms|s)\b", t,
-                      re.M)
-        if m:
-            v = float(m.group(1))
-            lat[pct] = (v / 1000 if m.group(2) == "us" else
-                        v * 1000 if m.group(2) == "s" else v)
-    m = re.search(r"^\s+Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)", t, re.M)
-    if m:
-        v = float(m.group(1))
-        lat["max"] = (v / 1000 if m.group(2) == "us" else
-                      v * 1000 if m.group(2) == "s" else v)
-    m = re.search(r"(\d+) requests in", t)
-    n = int(m.group(1)) if m else 0
-    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", t)
-    non2xx = int(m.group(1)) if m else 0
-    m = re.search(r"Socket errors:.*", t)
-    return {"rps": rps, "lat": lat, "n": n, "non2xx": non2xx,
-            "sock": m.group(0) if m else "", "raw": t}
+    return reportutil.wrk(text(name) or "")
 
 
 def cpu(how, c, wall):
@@ -85,26 +67,6 @@ def ms(v):
     return "%.2f" % v if v < 10 else "%.1f" % v if v < 100 else "%.0f" % v
 
 
-def cpu_model():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
-
-
-def mem_gib():
-    try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemTotal:"):
-                return int(line.split()[1]) / 1048576
-    except OSError:
-        pass
-    return 0
-
-
 out = []
 p = out.append
 invocation = text("invocation") or "bench/tls/run"
@@ -117,7 +79,8 @@ p("")
 p("## Machine")
 p("")
 p("- %d CPUs (%s), %.1f GiB memory, Linux %s" % (
-    os.cpu_count(), cpu_model(), mem_gib(), platform.release()))
+    os.cpu_count(), reportutil.cpu_model() or "?", reportutil.mem_gib(),
+    platform.release()))
 p("- load average at start %s, at end %s" % (text("loadavg.start"),
                                             text("loadavg.end")))
 p("- mdmd, the client (mdm-tls-bench or wrk) and everything else on the "
@@ -216,6 +179,15 @@ p("| run | transport | at a time | done / asked | seconds | **per s** | "
 p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
+def peak_rss(name, when):
+    """A line on mdmd's peak RSS (VmHWM) from the file name, if the run
+    left one."""
+    hwm = text(name)
+    if hwm:
+        p("mdmd's peak RSS (VmHWM) %s: %.0f MiB." % (when, int(hwm) / 1024))
+        p("")
+
+
 def cpu_ms(d):
     """mdmd's CPU milliseconds per success."""
     return (d["server"]["cpu_cores"] * d["seconds"] * 1000 / d["ok"]
@@ -271,11 +243,7 @@ if enrolls and HAS_TLS:
           if conn else "",
           f0(os.cpu_count() * 1000 / cpu_ms(d)) if cpu_ms(d) else "?"))
     p("")
-hwm = text("mdmd_tls_hwm_kb")
-if hwm:
-    p("mdmd's peak RSS (VmHWM) through the enrollments: %.0f MiB." % (
-        int(hwm) / 1024))
-    p("")
+peak_rss("mdmd_tls_hwm_kb", "through the enrollments")
 
 # ---- access ---------------------------------------------------------------------------
 p("## 2. Access decisions: `GET /v1/access/check`")
@@ -311,11 +279,7 @@ for how, c, w in access:
           cp["wrk"], cp["other"],
           "yes" if ok else "no"))
 p("")
-hwm = text("mdmd_plain_hwm_kb")
-if hwm:
-    p("mdmd's peak RSS (VmHWM) after the access runs: %.0f MiB." % (
-        int(hwm) / 1024))
-    p("")
+peak_rss("mdmd_plain_hwm_kb", "after the access runs")
 
 # ---- profiles ---------------------------------------------------------------------------
 profs = [(n, t) for n, t in (

@@ -31,7 +31,6 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <arpa/inet.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -41,7 +40,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -53,6 +51,7 @@
 #include "core/util.h"
 #include "crypto/key.h"
 #include "crypto/pki.h"
+#include "../benchutil.h"
 
 #define PROG "mdm-tls-bench"
 #define RESP_MAX (256 * 1024)   /* one response, headers and body */
@@ -84,10 +83,7 @@ struct opts {
 
 struct target {
   int is_tls;
-  char host[256];
-  char host_hdr[300];           /* Host: the URL's authority, as given */
-  struct sockaddr_storage addr;
-  socklen_t addr_len;
+  struct bench_server srv;      /* its host, Host: header and address */
   SSL_CTX *ctx;
 };
 
@@ -101,66 +97,6 @@ struct device {
   char *cert_escaped;           /* the certificate, URL-encoded */
 };
 
-/* ---- samples (as in mdm-sim) --------------------------------------------- */
-
-struct samples {
-  uint32_t *v;    /* microseconds */
-  size_t n, cap;
-};
-
-static void samples_add(struct samples *s, int64_t ns)
-{
-  int64_t us = ns / 1000;
-  if(s->n == s->cap) {
-    size_t cap = s->cap ? s->cap * 2 : 4096;
-    uint32_t *v = realloc(s->v, cap * sizeof(*v));
-    if(!v)
-      return;  /* out of memory: the sample is lost, the run goes on */
-    s->v = v;
-    s->cap = cap;
-  }
-  s->v[s->n++] = us < 0 ? 0 : us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
-}
-
-static void samples_merge(struct samples *into, const struct samples *from)
-{
-  size_t i;
-  for(i = 0; i < from->n; i++)
-    samples_add(into, (int64_t)from->v[i] * 1000);
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-/* Percentile p (0..100) in milliseconds of sorted samples; 0 when empty. */
-static double samples_pct(const struct samples *s, double p)
-{
-  double x = p / 100.0 * (double)s->n;
-  size_t i = (size_t)x;
-  if(!s->n)
-    return 0;
-  if((double)i < x)
-    i++;  /* ceil(), without libm */
-  if(i > 0)
-    i--;
-  if(i >= s->n)
-    i = s->n - 1;
-  return s->v[i] / 1000.0;
-}
-
-static json_t *latency_json(struct samples *l)
-{
-  if(l->n)
-    qsort(l->v, l->n, sizeof(*l->v), cmp_u32);
-  return json_pack("{s:f, s:f, s:f, s:f, s:f, s:I}", "p50_ms",
-                   samples_pct(l, 50), "p90_ms", samples_pct(l, 90), "p99_ms",
-                   samples_pct(l, 99), "p999_ms", samples_pct(l, 99.9),
-                   "max_ms", samples_pct(l, 100), "n", (json_int_t)l->n);
-}
-
 /* ---- the bench ----------------------------------------------------------- */
 
 struct bench;
@@ -168,8 +104,8 @@ struct bench;
 struct worker {
   struct bench *b;
   pthread_t th;
-  struct samples lat;           /* connect to the answer's last byte */
-  struct samples hs;            /* connect to the end of the handshake */
+  struct bench_samples lat;     /* connect to the answer's last byte */
+  struct bench_samples hs;      /* connect to the end of the handshake */
   uint64_t by_status[N_STATUS];
   uint64_t n_ok;
   char *resp;                   /* RESP_MAX + 1 bytes of its own */
@@ -189,11 +125,6 @@ struct bench {
   pthread_mutex_t info_lock;
 };
 
-static int64_t now_ns(void)
-{
-  return mdm_mono_ns();
-}
-
 /* A failure worth showing (the first few only: a run may fail thousands
  * of times the same way). */
 static void show_error(struct bench *b, const char *fmt, const char *detail)
@@ -203,115 +134,6 @@ static void show_error(struct bench *b, const char *fmt, const char *detail)
     fprintf(stderr, fmt, detail);
     fputc('\n', stderr);
   }
-}
-
-/* ---- facts (the shape mdm-sim sends) ------------------------------------- */
-
-static uint64_t splitmix64(uint64_t x)
-{
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-static const char *const models[] = {
-  "ThinkPad T14 Gen 4", "Latitude 7440", "EliteBook 840 G10", "XPS 13 9340",
-  "ThinkPad X1 Carbon Gen 11", "OptiPlex 7010"};
-static const char *const makers[] = {"LENOVO", "Dell Inc.", "HP",
-                                     "Dell Inc.", "LENOVO", "Dell Inc."};
-static const char *const pkgs[][2] = {
-  {"openssl", "3.0.15-1~deb12u1"}, {"openssh-server", "1:9.2p1-2+deb12u3"},
-  {"linux-image-amd64", "6.1.115-1"}, {"firefox-esr", "128.5.0esr-1~deb12u1"},
-  {"libc6", "2.36-9+deb12u9"}, {"sudo", "1.9.13p3-1+deb12u1"},
-  {"systemd", "252.31-1~deb12u1"}, {"curl", "7.88.1-10+deb12u8"},
-  {"chromium", "131.0.6778.85-1~deb12u1"}, {"nftables", "1.0.6-2+deb12u2"},
-  {"cryptsetup", "2:2.6.1-4~deb12u2"}, {"mdm-agent", "0.1.0-1"}};
-
-/*
- * Device idx's facts (~1 KB of JSON) into b: the fields and the mix of
- * platforms of mdm-sim's render_facts() at generation 0 (six in ten Linux,
- * two Windows, two macOS), unique per idx.
- */
-static mdm_rc render_facts(struct mdm_buf *b, size_t idx)
-{
-  uint64_t h = splitmix64(idx * 7919 + 17);
-  unsigned kind = (unsigned)(idx % 10), m = (unsigned)(h % 6);
-  unsigned first_pkg = (unsigned)((h >> 8) % 12);
-  mdm_rc rc;
-  int i;
-
-  if(kind < 6)
-    rc = mdm_buf_printf(
-      b,
-      "{\"serial\":\"PF%08" PRIX64 "\",\"platform\":\"linux\","
-      "\"hostname\":\"lnx-%06zu.corp.example\",\"model\":\"%s\","
-      "\"manufacturer\":\"%s\","
-      "\"os\":{\"name\":\"Debian GNU/Linux\",\"version\":\"12\","
-      "\"build\":\"12 (bookworm)\",\"id\":\"debian\","
-      "\"kernel\":\"6.1.0-%u-amd64\"},",
-      (uint64_t)(h & 0xffffffffULL), idx, models[m], makers[m],
-      (unsigned)(20 + (h >> 16) % 8));
-  else if(kind < 8)
-    rc = mdm_buf_printf(
-      b,
-      "{\"serial\":\"5CG%07" PRIX64 "\",\"platform\":\"windows\","
-      "\"hostname\":\"WIN-%06zu\",\"model\":\"HP EliteBook 840 G%u\","
-      "\"manufacturer\":\"HP\","
-      "\"os\":{\"name\":\"Windows 11 Enterprise\",\"version\":\"23H2\","
-      "\"build\":\"22631.%u\",\"id\":\"windows\",\"kernel\":\"10.0.22631\"},",
-      (uint64_t)(h & 0xfffffffULL), idx, (unsigned)(8 + m % 3),
-      (unsigned)(4000 + (h >> 16) % 600));
-  else
-    rc = mdm_buf_printf(
-      b,
-      "{\"serial\":\"C02%07" PRIX64 "\",\"platform\":\"macos\","
-      "\"hostname\":\"mac-%06zu.corp.example\",\"model\":\"MacBookPro18,%u\","
-      "\"manufacturer\":\"Apple Inc.\","
-      "\"os\":{\"name\":\"macOS\",\"version\":\"14.%u\",\"build\":\"23G%u\","
-      "\"id\":\"macos\",\"kernel\":\"Darwin 23.6.0\"},",
-      (uint64_t)(h & 0xfffffffULL), idx, (unsigned)(1 + m % 4),
-      (unsigned)(1 + (h >> 12) % 6), (unsigned)(80 + (h >> 16) % 20));
-  if(!rc)
-    rc = mdm_buf_printf(
-      b,
-      "\"encryption\":{\"root_encrypted\":%s,\"method\":%s},"
-      "\"integrity\":{\"rooted\":false,\"secure_boot\":%s,"
-      "\"kernel_tainted\":false,\"lockdown\":%s},"
-      "\"security\":{\"firewall_enabled\":%s,\"screen_lock_enabled\":true,"
-      "\"password_age_days\":%u},"
-      "\"network\":{\"ssid\":%s,\"vpn_connected\":%s,"
-      "\"ipv4\":\"10.%u.%u.%u\",\"mac\":\"52:54:00:%02x:%02x:%02x\"},"
-      "\"agent\":{\"version\":\"0.1.0\"},"
-      "\"hardware\":{\"cpu\":\"%s\",\"cores\":%u,\"memory_mb\":%u,"
-      "\"disk_gb\":%u},",
-      (h >> 20) % 50 ? "true" : "false",
-      kind < 6 ? "\"luks2\"" : kind < 8 ? "\"bitlocker\"" : "\"filevault\"",
-      (h >> 26) % 20 ? "true" : "false",
-      kind < 6 ? "\"integrity\"" : "null",
-      (h >> 30) % 30 ? "true" : "false", (unsigned)(idx % 90),
-      (h >> 34) % 3 ? "\"CORP-WIFI\"" : "null",
-      (h >> 36) % 4 ? "false" : "true", (unsigned)(idx >> 16) & 255,
-      (unsigned)(idx >> 8) & 255, (unsigned)idx & 255,
-      (unsigned)(idx >> 16) & 255, (unsigned)(idx >> 8) & 255,
-      (unsigned)idx & 255,
-      kind < 8 ? "13th Gen Intel(R) Core(TM) i7-1365U" : "Apple M1 Pro",
-      (unsigned)(8 << (h >> 40) % 2), (unsigned)(16384 << (h >> 42) % 2),
-      (unsigned)(256 << (h >> 44) % 3));
-  if(!rc)
-    rc = mdm_buf_printf(b,
-                        "\"packages\":{\"count\":%u,\"updates_available\":%u,"
-                        "\"recent\":[",
-                        (unsigned)(1200 + (h >> 48) % 900),
-                        (unsigned)(idx % 40));
-  for(i = 0; !rc && i < 6; i++) {
-    unsigned p = (first_pkg + (unsigned)i) % 12;
-    rc = mdm_buf_printf(b, "%s{\"name\":\"%s\",\"version\":\"%s\"}",
-                        i ? "," : "", pkgs[p][0], pkgs[p][1]);
-  }
-  if(!rc)
-    rc = mdm_buf_puts(b, "]}}");
-  return rc;
 }
 
 /* ---- making the devices (not timed) -------------------------------------- */
@@ -334,7 +156,7 @@ static int device_make(struct bench *b, size_t i)
   mdm_buf_init(&req, FACTS_MAX + MDM_CSR_MAX + TOKEN_MAX + 1024);
   snprintf(cn, sizeof(cn), "bench-%zu", (size_t)b->o.first + i);
   if(mdm_key_generate(&key) || mdm_csr_create(key, cn, &csr) ||
-     render_facts(&facts, (size_t)b->o.first + i))
+     bench_facts_render(&facts, (size_t)b->o.first + i, 0))
     goto out;
   fj = json_loadb(facts.data, facts.len, 0, NULL);
   if(!fj)
@@ -347,7 +169,7 @@ static int device_make(struct bench *b, size_t i)
                     "User-Agent: " PROG "\r\nAccept: application/json\r\n"
                     "Content-Type: application/json\r\n"
                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                    b->t.host_hdr, strlen(body), body))
+                    b->t.srv.host_hdr, strlen(body), body))
     goto out;
   d->req_len = req.len;
   d->req = mdm_buf_steal(&req);
@@ -383,60 +205,16 @@ static void *maker(void *arg)
 static int target_setup(struct bench *b)
 {
   struct target *t = &b->t;
-  const char *p = b->o.server, *hs, *he, *port;
-  char portbuf[16];
-  struct addrinfo hints, *res = NULL;
-  size_t hl;
+  const char *p = b->o.server;
 
-  if(!strncmp(p, "https://", 8)) {
+  if(!strncmp(p, "https://", 8))
     t->is_tls = 1;
-    hs = p + 8;
-  }
-  else if(!strncmp(p, "http://", 7))
-    hs = p + 7;
-  else {
+  else if(strncmp(p, "http://", 7)) {
     fprintf(stderr, PROG ": --server must be an https:// or http:// URL\n");
     return -1;
   }
-  snprintf(t->host_hdr, sizeof(t->host_hdr), "%.*s", (int)strcspn(hs, "/"),
-           hs);
-  if(*hs == '[') {
-    hs++;
-    he = strchr(hs, ']');
-    if(!he)
-      return -1;
-    port = he[1] == ':' ? he + 2 : NULL;
-  }
-  else {
-    he = hs + strcspn(hs, ":/");
-    port = *he == ':' ? he + 1 : NULL;
-  }
-  hl = (size_t)(he - hs);
-  if(!hl || hl >= sizeof(t->host)) {
-    fprintf(stderr, PROG ": --server: no host in '%s'\n", p);
+  if(bench_server_resolve(PROG, p, t->is_tls ? "443" : "80", &t->srv))
     return -1;
-  }
-  memcpy(t->host, hs, hl);
-  t->host[hl] = '\0';
-  if(port) {
-    size_t pl = strcspn(port, "/");
-    if(!pl || pl >= sizeof(portbuf))
-      return -1;
-    memcpy(portbuf, port, pl);
-    portbuf[pl] = '\0';
-  }
-  else
-    mdm_strlcpy(portbuf, t->is_tls ? "443" : "80", sizeof(portbuf));
-  memset(&hints, 0, sizeof(hints));
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  if(getaddrinfo(t->host, portbuf, &hints, &res) || !res) {
-    fprintf(stderr, PROG ": cannot resolve '%s'\n", t->host);
-    return -1;
-  }
-  memcpy(&t->addr, res->ai_addr, res->ai_addrlen);
-  t->addr_len = res->ai_addrlen;
-  freeaddrinfo(res);
   if(!t->is_tls)
     return 0;
 
@@ -459,10 +237,10 @@ static int target_setup(struct bench *b)
   {
     X509_VERIFY_PARAM *vp = SSL_CTX_get0_param(t->ctx);
     struct in6_addr a6;
-    int is_ip = inet_pton(AF_INET, t->host, &a6) == 1 ||
-                inet_pton(AF_INET6, t->host, &a6) == 1;
-    if(is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, t->host) != 1
-             : X509_VERIFY_PARAM_set1_host(vp, t->host, 0) != 1)
+    int is_ip = inet_pton(AF_INET, t->srv.host, &a6) == 1 ||
+                inet_pton(AF_INET6, t->srv.host, &a6) == 1;
+    if(is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, t->srv.host) != 1
+             : X509_VERIFY_PARAM_set1_host(vp, t->srv.host, 0) != 1)
       return -1;
   }
   return 0;
@@ -574,19 +352,19 @@ static int exchange(struct worker *w, const char *req, size_t req_len,
   size_t got = 0, hl = 0;
   long long cl = -1;
   int status = 0, one = 1;
-  int64_t t0 = now_ns();
+  int64_t t0 = mdm_mono_ns();
   char what[128];
   struct in6_addr ip;
 
   *body = NULL;
   *body_len = 0;
-  c.fd = socket(b->t.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  c.fd = socket(b->t.srv.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if(c.fd < 0)
     goto out;
   setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   setsockopt(c.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  if(connect(c.fd, (struct sockaddr *)&b->t.addr, b->t.addr_len)) {
+  if(connect(c.fd, (struct sockaddr *)&b->t.srv.addr, b->t.srv.addr_len)) {
     snprintf(what, sizeof(what), "connect: %s", strerror(errno));
     show_error(b, "%s", what);
     goto out;
@@ -595,9 +373,9 @@ static int exchange(struct worker *w, const char *req, size_t req_len,
     c.ssl = SSL_new(b->t.ctx);
     if(!c.ssl || SSL_set_fd(c.ssl, c.fd) != 1)
       goto out;
-    if(inet_pton(AF_INET, b->t.host, &ip) != 1 &&
-       inet_pton(AF_INET6, b->t.host, &ip) != 1)
-      SSL_set_tlsext_host_name(c.ssl, b->t.host);
+    if(inet_pton(AF_INET, b->t.srv.host, &ip) != 1 &&
+       inet_pton(AF_INET6, b->t.srv.host, &ip) != 1)
+      SSL_set_tlsext_host_name(c.ssl, b->t.srv.host);
     if(SSL_connect(c.ssl) != 1) {
       long vr = SSL_get_verify_result(c.ssl);
       if(vr != X509_V_OK)
@@ -624,7 +402,7 @@ static int exchange(struct worker *w, const char *req, size_t req_len,
       pthread_mutex_unlock(&b->info_lock);
     }
   }
-  samples_add(&w->hs, now_ns() - t0);
+  bench_samples_add(&w->hs, mdm_mono_ns() - t0);
   if(x_write(&c, req, req_len)) {
     show_error(b, "%s", "cannot send the request");
     goto out;
@@ -669,7 +447,7 @@ out:
     close(c.fd);
   ERR_clear_error();
   if(status)
-    samples_add(&w->lat, now_ns() - t0);
+    bench_samples_add(&w->lat, mdm_mono_ns() - t0);
   return status;
 }
 
@@ -767,59 +545,7 @@ static void *worker_run(void *arg)
   return NULL;
 }
 
-/* ---- server process figures (as in mdm-sim) ------------------------------ */
-
-/* Fields 14..17 of /proc/PID/stat (utime, stime, cutime, cstime) in
- * seconds: own (first two) and all; -1 when unknown. */
-static int proc_times(long long pid, double *own, double *all,
-                      long long *ppid)
-{
-  char path[64], buf[1024], *p;
-  unsigned long long f[4];
-  FILE *fp;
-  size_t n;
-  int field;
-  double tck = (double)sysconf(_SC_CLK_TCK);
-
-  snprintf(path, sizeof(path), "/proc/%lld/stat", pid);
-  fp = fopen(path, "r");
-  if(!fp)
-    return -1;
-  n = fread(buf, 1, sizeof(buf) - 1, fp);
-  fclose(fp);
-  buf[n] = '\0';
-  p = strrchr(buf, ')');  /* the command name may hold spaces */
-  if(!p || sscanf(p + 2, "%*c %lld", ppid) != 1)
-    return -1;
-  p += 2;
-  for(field = 3; field < 14 && p; field++) {
-    p = strchr(p, ' ');
-    if(p)
-      p++;
-  }
-  if(!p || sscanf(p, "%llu %llu %llu %llu", &f[0], &f[1], &f[2], &f[3]) != 4)
-    return -1;
-  *own = (double)(f[0] + f[1]) / tck;
-  *all = (double)(f[0] + f[1] + f[2] + f[3]) / tck;
-  return 0;
-}
-
-static long proc_rss_kb(long long pid, const char *field)
-{
-  char path[64], line[256];
-  size_t fl = strlen(field);
-  long v = 0;
-  FILE *f;
-  snprintf(path, sizeof(path), "/proc/%lld/status", pid);
-  f = fopen(path, "r");
-  if(!f)
-    return 0;
-  while(fgets(line, sizeof(line), f))
-    if(!strncmp(line, field, fl))
-      v = strtol(line + fl, NULL, 10);
-  fclose(f);
-  return v;
-}
+/* ---- server process figures ---------------------------------------------- */
 
 /* CPU seconds the machine was busy (user, nice, system, irq, softirq of
  * /proc/stat); -1 when unknown.  What the server and this client did not
@@ -840,14 +566,6 @@ static double machine_busy_s(void)
          (double)sysconf(_SC_CLK_TCK);
 }
 
-static double self_cpu_s(void)
-{
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-         (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
-
 struct figures0 {
   double server_cpu, self_cpu, busy;
   int64_t t;
@@ -855,38 +573,34 @@ struct figures0 {
 
 static void figures_start(struct bench *b, struct figures0 *f)
 {
-  double all;
-  long long ppid;
+  struct bench_proc_stat st;
   memset(f, 0, sizeof(*f));
   f->server_cpu = -1;
-  if(b->o.server_pid > 0 &&
-     proc_times(b->o.server_pid, &f->server_cpu, &all, &ppid))
-    f->server_cpu = -1;
+  if(b->o.server_pid > 0 && !bench_proc_stat_read(b->o.server_pid, &st))
+    f->server_cpu = st.cpu_s;
   f->busy = machine_busy_s();
-  f->self_cpu = self_cpu_s();
-  f->t = now_ns();
+  f->self_cpu = bench_self_cpu_s();
+  f->t = mdm_mono_ns();
 }
 
 /* The server's CPU and RSS, this client's CPU, and the CPU the rest of
  * the machine used since figures_start(). */
 static void figures_add(struct bench *b, struct figures0 *f, json_t *r)
 {
-  double wall = (now_ns() - f->t) / 1e9, scpu = -1, all, other = -1;
-  double self = self_cpu_s() - f->self_cpu, busy = machine_busy_s();
-  long long ppid;
+  double wall = (mdm_mono_ns() - f->t) / 1e9, scpu = -1, other = -1;
+  double self = bench_self_cpu_s() - f->self_cpu, busy = machine_busy_s();
+  struct bench_proc_stat st;
+  long rss, hwm;
 
   if(b->o.server_pid > 0) {
-    if(f->server_cpu < 0 ||
-       proc_times(b->o.server_pid, &scpu, &all, &ppid))
-      scpu = -1;
-    else
-      scpu -= f->server_cpu;
+    if(f->server_cpu >= 0 && !bench_proc_stat_read(b->o.server_pid, &st))
+      scpu = st.cpu_s - f->server_cpu;
+    bench_proc_rss(b->o.server_pid, &rss, &hwm);
     json_object_set_new(
       r, "server",
       json_pack("{s:I, s:f, s:f, s:f}", "pid", (json_int_t)b->o.server_pid,
                 "cpu_cores", scpu >= 0 ? scpu / wall : -1.0,
-                "rss_mib", proc_rss_kb(b->o.server_pid, "VmRSS:") / 1024.0,
-                "hwm_mib", proc_rss_kb(b->o.server_pid, "VmHWM:") / 1024.0));
+                "rss_mib", rss / 1024.0, "hwm_mib", hwm / 1024.0));
   }
   json_object_set_new(r, "client",
                       json_pack("{s:f}", "cpu_cores", self / wall));
@@ -989,24 +703,6 @@ static const struct option long_opts[] = {
   {NULL, 0, NULL, 0}
 };
 
-static void die_usage(const char *msg, const char *arg)
-{
-  fprintf(stderr, PROG ": %s", msg);
-  if(arg)
-    fprintf(stderr, " '%s'", arg);
-  fprintf(stderr, "\n(see '" PROG " --help')\n");
-  exit(2);
-}
-
-static long long parse_ll(const char *s, long long min, long long max,
-                          const char *flag)
-{
-  long long v;
-  if(mdm_parse_int(s, min, max, &v))
-    die_usage("invalid value for", flag);
-  return v;
-}
-
 static void parse_args(struct opts *o, int argc, char **argv)
 {
   int ch;
@@ -1020,13 +716,13 @@ static void parse_args(struct opts *o, int argc, char **argv)
     exit(0);
   }
   if(argc < 2)
-    die_usage("expected a command, enroll or connect", NULL);
+    bench_die_usage(PROG, "expected a command, enroll or connect", NULL);
   if(!strcmp(argv[1], "enroll"))
     o->mode = MODE_ENROLL;
   else if(!strcmp(argv[1], "connect"))
     o->mode = MODE_CONNECT;
   else
-    die_usage("unknown command", argv[1]);
+    bench_die_usage(PROG, "unknown command", argv[1]);
   optind = 2;
   while((ch = getopt_long(argc, argv, "ho:", long_opts, NULL)) != -1) {
     switch(ch) {
@@ -1038,61 +734,46 @@ static void parse_args(struct opts *o, int argc, char **argv)
       break;
     case OPT_TOKEN:
       if(!*optarg || strlen(optarg) >= TOKEN_MAX)
-        die_usage("invalid value for", "--token");
+        bench_die_usage(PROG, "invalid value for", "--token");
       o->token = optarg;
       break;
     case OPT_DEVICES:
     case OPT_REQUESTS:
-      o->n_items = parse_ll(optarg, 1, 10000000,
-                            ch == OPT_DEVICES ? "--devices" : "--requests");
+      o->n_items = bench_parse_ll(PROG, optarg, 1, 10000000,
+                                  ch == OPT_DEVICES ? "--devices"
+                                                    : "--requests");
       break;
     case OPT_THREADS:
-      o->n_threads = (int)parse_ll(optarg, 1, MAX_THREADS, "--threads");
+      o->n_threads = (int)bench_parse_ll(PROG, optarg, 1, MAX_THREADS,
+                                         "--threads");
       break;
     case OPT_DEVICES_FILE:
       o->devices_file = optarg;
       break;
     case OPT_FIRST:
-      o->first = parse_ll(optarg, 0, 1LL << 40, "--first");
+      o->first = bench_parse_ll(PROG, optarg, 0, 1LL << 40, "--first");
       break;
     case OPT_PATH:
       if(optarg[0] != '/' || strlen(optarg) > 1024 ||
          strpbrk(optarg, " \r\n"))
-        die_usage("invalid value for", "--path");
+        bench_die_usage(PROG, "invalid value for", "--path");
       o->path = optarg;
       break;
     case OPT_SERVER_PID:
-      o->server_pid = parse_ll(optarg, 1, 1LL << 40, "--server-pid");
+      o->server_pid = bench_parse_ll(PROG, optarg, 1, 1LL << 40,
+                                     "--server-pid");
       break;
-    case 'o':
-      if(strcmp(optarg, "text") && strcmp(optarg, "json"))
-        die_usage("-o takes text or json, not", optarg);
-      o->out_format = optarg;
-      break;
-    case 'h':
-      fputs(usage_text, stdout);
-      exit(0);
-    default:
-      die_usage("bad usage", NULL);
+    default:  /* -o, -h, and what getopt rejected */
+      bench_opt_common(PROG, usage_text, ch, optarg, &o->out_format);
     }
   }
   if(optind < argc)
-    die_usage("unexpected argument", argv[optind]);
+    bench_die_usage(PROG, "unexpected argument", argv[optind]);
   if(!o->server)
-    die_usage("--server is required", NULL);
+    bench_die_usage(PROG, "--server is required", NULL);
   if(o->mode == MODE_ENROLL && !o->token)
-    die_usage("enroll needs --token (an enrollment token)", NULL);
-}
-
-static void emit(struct bench *b, json_t *r)
-{
-  char *t = json_dumps(r, !strcmp(b->o.out_format, "json")
-                          ? JSON_COMPACT | JSON_PRESERVE_ORDER
-                          : JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-  if(t)
-    puts(t);
-  free(t);
-  fflush(stdout);
+    bench_die_usage(PROG, "enroll needs --token (an enrollment token)",
+                    NULL);
 }
 
 /* Run fn on K threads; 0 if every one returned NULL. */
@@ -1117,7 +798,7 @@ int main(int argc, char **argv)
 {
   struct bench b;
   struct worker *ws = NULL;
-  struct samples lat = {NULL, 0, 0}, hs = {NULL, 0, 0};
+  struct bench_samples lat = {NULL, 0, 0}, hs = {NULL, 0, 0};
   struct figures0 f0;
   uint64_t by_status[N_STATUS], n_ok = 0;
   json_t *r = NULL, *errs;
@@ -1141,19 +822,19 @@ int main(int argc, char **argv)
     if(!b.devs)
       goto out;
     fprintf(stderr, PROG ": making %zu keys and CSRs (not timed)\n", n);
-    t0 = now_ns();
+    t0 = mdm_mono_ns();
     atomic_store(&b.next, 0);
     if(run_threads(&b, maker, (int)sysconf(_SC_NPROCESSORS_ONLN) > 0
                               ? (int)sysconf(_SC_NPROCESSORS_ONLN) : 1))
       goto out;
-    pregen_s = (now_ns() - t0) / 1e9;
+    pregen_s = (mdm_mono_ns() - t0) / 1e9;
   }
   else {
     struct mdm_buf req;
     mdm_buf_init(&req, 4096);
     if(mdm_buf_printf(&req, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: "
                       PROG "\r\nConnection: close\r\n\r\n", b.o.path,
-                      b.t.host_hdr)) {
+                      b.t.srv.host_hdr)) {
       mdm_buf_release(&req);
       goto out;
     }
@@ -1179,16 +860,16 @@ int main(int argc, char **argv)
           b.o.mode == MODE_ENROLL ? "devices" : "times",
           b.t.is_tls ? "TLS" : "plain HTTP", k);
   figures_start(&b, &f0);
-  t0 = now_ns();
+  t0 = mdm_mono_ns();
   pthread_barrier_wait(&b.start);
   for(i = 0; i < (size_t)k; i++)
     pthread_join(ws[i].th, NULL);
-  t1 = now_ns();
+  t1 = mdm_mono_ns();
   el = (t1 - t0) / 1e9;
   for(i = 0; i < (size_t)k; i++) {
     int s;
-    samples_merge(&lat, &ws[i].lat);
-    samples_merge(&hs, &ws[i].hs);
+    bench_samples_merge(&lat, &ws[i].lat);
+    bench_samples_merge(&hs, &ws[i].hs);
     n_ok += ws[i].n_ok;
     for(s = 0; s < N_STATUS; s++)
       by_status[s] += ws[i].by_status[s];
@@ -1209,10 +890,11 @@ int main(int argc, char **argv)
                 b.o.mode == MODE_ENROLL ? "devices" : "requests",
                 (json_int_t)n, "ok", (json_int_t)n_ok, "threads", k,
                 "seconds", el, "per_s", el > 0 ? (double)n_ok / el : 0,
-                "pregen_seconds", pregen_s, "latency", latency_json(&lat),
-                "connect", latency_json(&hs), "errors", errs);
+                "pregen_seconds", pregen_s, "latency",
+                bench_latency_json(&lat), "connect", bench_latency_json(&hs),
+                "errors", errs);
   figures_add(&b, &f0, r);
-  emit(&b, r);
+  bench_emit(r, b.o.out_format);
   if(b.o.mode == MODE_ENROLL && b.o.devices_file && devices_save(&b))
     goto out;
   if(n_ok != n)
@@ -1223,8 +905,8 @@ out:
   if(ws)
     for(i = 0; i < (size_t)k; i++) {
       free(ws[i].resp);
-      free(ws[i].lat.v);
-      free(ws[i].hs.v);
+      bench_samples_release(&ws[i].lat);
+      bench_samples_release(&ws[i].hs);
     }
   free(ws);
   if(is_started)
@@ -1236,8 +918,8 @@ out:
   }
   free(b.devs);
   free(b.connect_req);
-  free(lat.v);
-  free(hs.v);
+  bench_samples_release(&lat);
+  bench_samples_release(&hs);
   SSL_CTX_free(b.t.ctx);
   pthread_mutex_destroy(&b.info_lock);
   return ret;
