@@ -75,12 +75,25 @@ mdm_rc mdm_key_generate(EVP_PKEY **out)
   return MDM_OK;
 }
 
+mdm_rc mdm_bio_string(BIO *b, char **out)
+{
+  char *mem = NULL;
+  long n = BIO_get_mem_data(b, &mem);
+  *out = NULL;
+  if(n <= 0 || !mem)
+    return MDM_ERR_CRYPTO;
+  *out = malloc((size_t)n + 1);
+  if(!*out)
+    return MDM_ERR_NOMEM;
+  memcpy(*out, mem, (size_t)n);
+  (*out)[n] = '\0';
+  return MDM_OK;
+}
+
 mdm_rc mdm_key_to_pem(EVP_PKEY *key, int is_private, char **out)
 {
   mdm_rc rc = MDM_OK;
   BIO *bio = NULL;
-  char *mem = NULL, *pem = NULL;
-  long n;
   int ok;
 
   if(!out)
@@ -103,19 +116,7 @@ mdm_rc mdm_key_to_pem(EVP_PKEY *key, int is_private, char **out)
     rc = is_private ? MDM_ERR_INVAL : MDM_ERR_CRYPTO;
     goto out;
   }
-  n = BIO_get_mem_data(bio, &mem);
-  if(n <= 0 || !mem) {
-    rc = MDM_ERR_CRYPTO;
-    goto out;
-  }
-  pem = malloc((size_t)n + 1);
-  if(!pem) {
-    rc = MDM_ERR_NOMEM;
-    goto out;
-  }
-  memcpy(pem, mem, (size_t)n);
-  pem[n] = '\0';
-  *out = pem;
+  rc = mdm_bio_string(bio, out);
 out:
   if(rc)
     ERR_clear_error();

@@ -7,6 +7,7 @@
 #define MDM_KEY_H
 
 #include <stddef.h>
+#include <openssl/bio.h>
 #include <openssl/evp.h>
 #include "core/rc.h"
 
@@ -16,6 +17,11 @@
 /* Every function here is thread-safe; an EVP_PKEY may be shared by threads
  * that only sign or verify with it.  A key that is not EC P-256 is refused
  * with MDM_ERR_INVAL. */
+
+/* What was written to the memory BIO b, as a string in *out (caller
+ * frees): how PEM text leaves OpenSSL here.  MDM_ERR_CRYPTO when b holds
+ * nothing. */
+mdm_rc mdm_bio_string(BIO *b, char **out /* OUT */);
 
 /* A new P-256 key pair.  Caller owns *out; EVP_PKEY_free() it. */
 mdm_rc mdm_key_generate(EVP_PKEY **out /* OUT */);

@@ -75,23 +75,14 @@ static int add_name(X509_NAME *nm, const char *field, const char *v)
 mdm_rc mdm_cert_to_pem(X509 *cert, char **pem)
 {
   BIO *b = BIO_new(BIO_s_mem());
-  char *p = NULL;
-  long len;
+  mdm_rc rc;
   *pem = NULL;
   if(!b)
     return MDM_ERR_NOMEM;
-  if(PEM_write_bio_X509(b, cert) != 1) {
-    BIO_free(b);
-    return MDM_ERR_CRYPTO;
-  }
-  len = BIO_get_mem_data(b, &p);
-  *pem = malloc((size_t)len + 1);
-  if(*pem) {
-    memcpy(*pem, p, (size_t)len);
-    (*pem)[len] = '\0';
-  }
+  rc = PEM_write_bio_X509(b, cert) == 1 ? mdm_bio_string(b, pem)
+                                        : MDM_ERR_CRYPTO;
   BIO_free(b);
-  return *pem ? MDM_OK : MDM_ERR_NOMEM;
+  return rc;
 }
 
 mdm_rc mdm_cert_from_pem(const char *pem, X509 **cert)
@@ -300,8 +291,6 @@ mdm_rc mdm_crl_build(EVP_PKEY *ca_key, X509 *ca_cert,
   X509V3_CTX ctx;
   X509_EXTENSION *e = NULL;
   BIO *b = NULL;
-  char *p = NULL;
-  long len;
   size_t i;
   mdm_rc rc = MDM_ERR_CRYPTO;
 
@@ -346,15 +335,7 @@ mdm_rc mdm_crl_build(EVP_PKEY *ca_key, X509 *ca_cert,
   b = BIO_new(BIO_s_mem());
   if(!b || PEM_write_bio_X509_CRL(b, crl) != 1)
     goto out;
-  len = BIO_get_mem_data(b, &p);
-  *pem = malloc((size_t)len + 1);
-  if(!*pem) {
-    rc = MDM_ERR_NOMEM;
-    goto out;
-  }
-  memcpy(*pem, p, (size_t)len);
-  (*pem)[len] = '\0';
-  rc = MDM_OK;
+  rc = mdm_bio_string(b, pem);
 out:
   BIO_free(b);
   X509_EXTENSION_free(e);
@@ -369,8 +350,6 @@ mdm_rc mdm_csr_create(EVP_PKEY *key, const char *cn, char **pem)
   X509_REQ *req = X509_REQ_new();
   X509_NAME *nm = X509_NAME_new();
   BIO *b = NULL;
-  char *p = NULL;
-  long len;
   mdm_rc rc = MDM_ERR_CRYPTO;
 
   *pem = NULL;
@@ -383,15 +362,7 @@ mdm_rc mdm_csr_create(EVP_PKEY *key, const char *cn, char **pem)
   b = BIO_new(BIO_s_mem());
   if(!b || PEM_write_bio_X509_REQ(b, req) != 1)
     goto out;
-  len = BIO_get_mem_data(b, &p);
-  *pem = malloc((size_t)len + 1);
-  if(!*pem) {
-    rc = MDM_ERR_NOMEM;
-    goto out;
-  }
-  memcpy(*pem, p, (size_t)len);
-  (*pem)[len] = '\0';
-  rc = MDM_OK;
+  rc = mdm_bio_string(b, pem);
 out:
   BIO_free(b);
   X509_NAME_free(nm);

@@ -14,6 +14,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include "core/util.h"
+#include "crypto/key.h"
 #include "crypto/pki.h"
 #include "server/server.h"
 #include "server/tls.h"
@@ -27,19 +28,6 @@ mdm_rc mdm_tls_pin_of(X509 *cert, char out[72])
   if(mdm_cert_fingerprint(cert, fp))
     return MDM_ERR_CRYPTO;
   snprintf(out, 72, "sha256:%s", fp);
-  return MDM_OK;
-}
-
-/* The bytes written to memory BIO b as a string in *out (caller frees). */
-static mdm_rc bio_string(BIO *b, char **out)
-{
-  BUF_MEM *bm;
-  BIO_get_mem_ptr(b, &bm);
-  *out = malloc(bm->length + 1);
-  if(!*out)
-    return MDM_ERR_NOMEM;
-  memcpy(*out, bm->data, bm->length);
-  (*out)[bm->length] = '\0';
   return MDM_OK;
 }
 
@@ -83,7 +71,7 @@ static mdm_rc read_chain(const char *path, X509 **certs, int *count,
     snprintf(err, n, "'%s' holds no PEM certificate", path);
     goto out;
   }
-  rc = bio_string(outb, pem);
+  rc = mdm_bio_string(outb, pem);
 out:
   ERR_clear_error();
   BIO_free(in);
@@ -136,7 +124,7 @@ static mdm_rc read_key(const char *path, X509 *leaf, char **pem, char *err,
     rc = MDM_ERR_CRYPTO;
     goto out;
   }
-  rc = bio_string(outb, pem);
+  rc = mdm_bio_string(outb, pem);
   BIO_get_mem_ptr(outb, &bm);
   OPENSSL_cleanse(bm->data, bm->length);
 out:
@@ -202,7 +190,7 @@ mdm_rc mdm_tls_load(const struct mdm_config *cfg, struct mdm_tls **out,
       for(i = 0; b && i < n_chain - 1; i++)
         if(PEM_write_bio_X509(b, chain[i]) != 1)
           break;
-      rc = b && i == n_chain - 1 ? bio_string(b, &served) : MDM_ERR_CRYPTO;
+      rc = b && i == n_chain - 1 ? mdm_bio_string(b, &served) : MDM_ERR_CRYPTO;
       BIO_free(b);
       if(!rc) {
         free(t->cert_pem);
