@@ -76,8 +76,7 @@ const struct mdm_route mdm_routes[] = {
 
   /* The what-if reads policies and devices; the check is the device's. */
   {"POST", "/v1/access/evaluate", mdm_api_access_evaluate, READ_ROLES},
-  {"GET", "/v1/access/check", mdm_api_access_check,
-   MDM_AUTH_DEVICE | MDM_AUTH_PROXY_CERT},
+  {"GET", "/v1/access/check", mdm_api_access_check, MDM_AUTH_DEVICE},
 
   {"GET", "/v1/audit", mdm_api_audit_list, AUDIT_ROLES},
   {"GET", "/v1/audit/verify", mdm_api_audit_verify, AUDIT_ROLES},
@@ -463,7 +462,7 @@ mdm_rc mdm_auth_check(struct mdm_req *r)
       token = NULL;
   }
   /* Device endpoints take the device certificate as the credential. */
-  if(need & (MDM_AUTH_DEVICE | MDM_AUTH_PROXY_CERT)) {
+  if(need & MDM_AUTH_DEVICE) {
     rc = device_cert(r, &cert, &has_cert);
     if(rc)
       return rc;

@@ -12,15 +12,16 @@
 enum {
   MDM_AUTH_UNDECLARED = 0,
   MDM_AUTH_PUBLIC = 1 << 0,     /* no credentials at all */
-  MDM_AUTH_DEVICE = 1 << 1,     /* a device token */
+  /* A device: its token, or its certificate (in mdmd's own TLS handshake,
+   * or forwarded by a --trusted-proxies address in X-Client-Cert,
+   * URL-encoded PEM as nginx's $ssl_client_escaped_cert); with both, one
+   * device. */
+  MDM_AUTH_DEVICE = 1 << 1,
   MDM_ROLE_OWNER = 1 << 2,
   MDM_ROLE_ADMIN = 1 << 3,
   MDM_ROLE_OPERATOR = 1 << 4,
   MDM_ROLE_HELPDESK = 1 << 5,
   MDM_ROLE_AUDITOR = 1 << 6,
-  /* Also a device certificate forwarded by a --trusted-proxies address
-   * (X-Client-Cert, URL-encoded PEM, as nginx's $ssl_client_escaped_cert). */
-  MDM_AUTH_PROXY_CERT = 1 << 7,
 };
 
 #define MDM_ROLES_ALL                                                 \

@@ -63,13 +63,9 @@ static void test_device_and_admin_routes_disjoint(void **state)
      * the one device route outside /v1/agent/. */
     int is_device_route = !strncmp(rt->pattern, "/v1/agent/", 10) ||
                           !strcmp(rt->pattern, "/v1/access/check");
-    /* A forwarded client certificate is taken on the access check only. */
-    if(rt->auth & MDM_AUTH_PROXY_CERT)
-      assert_string_equal(rt->pattern, "/v1/access/check");
     if(is_device_route)
-      assert_int_equal(rt->auth & ~(unsigned)MDM_AUTH_PROXY_CERT,
-                       MDM_AUTH_DEVICE);
-    else if(rt->auth & (MDM_AUTH_DEVICE | MDM_AUTH_PROXY_CERT))
+      assert_int_equal(rt->auth, MDM_AUTH_DEVICE);
+    else if(rt->auth & MDM_AUTH_DEVICE)
       fail_msg("non-agent route %s admits devices", rt->pattern);
     if(!strcmp(rt->pattern, "/v1/tokens") ||
        !strcmp(rt->pattern, "/v1/tokens/{id}"))
