@@ -44,16 +44,6 @@ static mdm_rc paths_init(const char *dir, struct paths *p)
   return MDM_OK;
 }
 
-/* Make the renames in dir durable. */
-static void sync_dir(const char *dir)
-{
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if(fd >= 0) {
-    fsync(fd);
-    close(fd);
-  }
-}
-
 /* ---- pure checks ------------------------------------------------------------ */
 
 int mdm_identity_renew_due(int64_t not_before, int64_t not_after,
@@ -249,7 +239,7 @@ mdm_rc mdm_identity_load(const char *state_dir, const char *device_id,
     rc = MDM_ERR_INVAL;
   }
   if(has_kn || has_cn)
-    sync_dir(state_dir);
+    mdm_fsync_dir(state_dir);
   EVP_PKEY_free(k);
   EVP_PKEY_free(kn);
   X509_free(c);
@@ -294,7 +284,7 @@ void mdm_identity_remove(const char *state_dir)
   unlink(p.cert);
   unlink(p.key);
   unlink(p.ca);
-  sync_dir(state_dir);
+  mdm_fsync_dir(state_dir);
 }
 
 /* ---- renewal -------------------------------------------------------------------- */
@@ -386,7 +376,7 @@ mdm_rc mdm_identity_renew(const char *state_dir, const char *device_id,
   rc = move(p.key_next, p.key, why, n);
   if(!rc)
     rc = move(p.cert_next, p.cert, why, n);
-  sync_dir(state_dir);
+  mdm_fsync_dir(state_dir);
   if(rc)
     goto out;
   if(mdm_file_write_atomic(p.ca, ca, strlen(ca), 0600))

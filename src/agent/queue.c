@@ -66,18 +66,6 @@ static size_t queue_n(const struct mdm_queue *q)
   return q->tail - q->head;
 }
 
-static mdm_rc fsync_dir(const char *dir)
-{
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  mdm_rc rc = MDM_OK;
-  if(fd < 0)
-    return MDM_ERR_IO;
-  if(fsync(fd) != 0)
-    rc = MDM_ERR_IO;
-  close(fd);
-  return rc;
-}
-
 static mdm_rc write_all(int fd, const char *p, size_t n)
 {
   while(n) {
@@ -160,7 +148,7 @@ static mdm_rc meta_write(struct mdm_queue *q)
     return MDM_ERR_INTERNAL;
   rc = mdm_file_write_atomic(q->meta_path, s, (size_t)n, 0600);
   if(!rc)
-    rc = fsync_dir(q->dir);
+    rc = mdm_fsync_dir(q->dir);
   return rc;
 }
 
@@ -360,7 +348,7 @@ static mdm_rc journal_compact(struct mdm_queue *q)
     rc = MDM_ERR_IO;
     goto fail;
   }
-  fsync_dir(q->dir);
+  mdm_fsync_dir(q->dir);
   free(line);
   close(q->fd);
   q->fd = fd;
@@ -451,7 +439,7 @@ mdm_rc mdm_queue_open(const char *dir, size_t max_events,
     rc = MDM_ERR_IO;
     goto fail;
   }
-  fsync_dir(dir);
+  mdm_fsync_dir(dir);
   {
     uint64_t meta_next = q->next_seq;
     rc = journal_scan(q);

@@ -228,28 +228,6 @@ out:
   return ret;
 }
 
-/* Make the rename durable. */
-static void sync_dir_of(const char *path)
-{
-  char dir[4096];
-  char *slash;
-  int fd;
-  if(mdm_strlcpy(dir, path, sizeof(dir)))
-    return;
-  slash = strrchr(dir, '/');
-  if(slash == dir)
-    dir[1] = '\0';
-  else if(slash)
-    *slash = '\0';
-  else
-    mdm_strlcpy(dir, ".", sizeof(dir));
-  fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if(fd >= 0) {
-    fsync(fd);
-    close(fd);
-  }
-}
-
 static int report_compliance(struct cli *cli, const struct cli_args *a)
 {
   const char *format = cli_args_get(a, "--format");
@@ -378,7 +356,7 @@ static int report_compliance(struct cli *cli, const struct cli_args *a)
   if(ret)
     unlink(tmp.data);
   else {
-    sync_dir_of(path);
+    mdm_fsync_parent(path);  /* the rename, durable */
     ret = cli_print_line(cli_sanitize(path, shown, sizeof(shown)));
   }
 out:

@@ -354,6 +354,34 @@ out:
   return MDM_OK;
 }
 
+mdm_rc mdm_fsync_dir(const char *dir)
+{
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  mdm_rc rc = MDM_OK;
+  if(fd < 0)
+    return MDM_ERR_IO;
+  if(fsync(fd) != 0)
+    rc = MDM_ERR_IO;
+  close(fd);
+  return rc;
+}
+
+mdm_rc mdm_fsync_parent(const char *path)
+{
+  char dir[PATH_MAX];
+  char *slash;
+  if(mdm_strlcpy(dir, path, sizeof(dir)))
+    return MDM_ERR_TOOBIG;
+  slash = strrchr(dir, '/');
+  if(slash == dir)
+    dir[1] = '\0';
+  else if(slash)
+    *slash = '\0';
+  else
+    mdm_strlcpy(dir, ".", sizeof(dir));
+  return mdm_fsync_dir(dir);
+}
+
 mdm_rc mdm_file_write_atomic(const char *path, const void *p, size_t n,
                              unsigned mode)
 {
@@ -389,23 +417,7 @@ mdm_rc mdm_file_write_atomic(const char *path, const void *p, size_t n,
     return MDM_ERR_IO;
   }
   /* The rename is durable only once the directory is. */
-  {
-    char dir[PATH_MAX];
-    char *slash;
-    mdm_strlcpy(dir, path, sizeof(dir));
-    slash = strrchr(dir, '/');
-    if(slash == dir)
-      dir[1] = '\0';
-    else if(slash)
-      *slash = '\0';
-    else
-      mdm_strlcpy(dir, ".", sizeof(dir));
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if(fd >= 0) {
-      fsync(fd);
-      close(fd);
-    }
-  }
+  mdm_fsync_parent(path);
   return MDM_OK;
 fail:
   close(fd);

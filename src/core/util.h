@@ -46,6 +46,12 @@ void mdm_sha256_hex(const void *p, size_t n, char *out);
 /* Read a whole file of at most max bytes.  Caller owns *out (NUL-terminated).
  * MDM_ERR_NOTFOUND if absent, MDM_ERR_TOOBIG if longer than max. */
 mdm_rc mdm_file_read(const char *path, size_t max, char **out, size_t *len);
+/* fsync the directory dir (what makes a rename or create in it durable).
+ * MDM_ERR_IO when it cannot be opened or synced. */
+mdm_rc mdm_fsync_dir(const char *dir);
+/* The same for the directory that holds path ("." for a bare name). */
+mdm_rc mdm_fsync_parent(const char *path);
+
 /* Write a file atomically (temp file, fsync, rename) with the given mode. */
 mdm_rc mdm_file_write_atomic(const char *path, const void *p, size_t n,
                              unsigned mode);
