@@ -13,6 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -178,6 +179,184 @@ static void test_other_ca_does_not_verify(void **state)
   EVP_PKEY_free(k2);
 }
 
+/* A CSR for key signed with md, as PEM (caller frees), built with
+ * OpenSSL's own X509_REQ API: the forms other tools send. */
+static char *csr_with(EVP_PKEY *key, const EVP_MD *md)
+{
+  X509_REQ *r = X509_REQ_new();
+  X509_NAME *nm = X509_NAME_new();
+  BIO *b = BIO_new(BIO_s_mem());
+  char *pem, *out;
+  long n;
+  assert_non_null(r);
+  assert_int_equal(X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_UTF8,
+                                              (const unsigned char *)"d",
+                                              -1, -1, 0), 1);
+  assert_int_equal(X509_REQ_set_subject_name(r, nm), 1);
+  assert_int_equal(X509_REQ_set_pubkey(r, key), 1);
+  assert_true(X509_REQ_sign(r, key, md) > 0);
+  assert_int_equal(PEM_write_bio_X509_REQ(b, r), 1);
+  n = BIO_get_mem_data(b, &pem);
+  out = strndup(pem, (size_t)n);
+  assert_non_null(out);
+  BIO_free(b);
+  X509_NAME_free(nm);
+  X509_REQ_free(r);
+  return out;
+}
+
+/* The DER inside a CSR's PEM (caller frees with OPENSSL_free). */
+static unsigned char *csr_der(const char *pem, long *len)
+{
+  BIO *b = BIO_new_mem_buf(pem, -1);
+  char *name = NULL, *hdr = NULL;
+  unsigned char *der = NULL;
+  assert_int_equal(PEM_read_bio(b, &name, &hdr, &der, len), 1);
+  OPENSSL_free(name);
+  OPENSSL_free(hdr);
+  BIO_free(b);
+  return der;
+}
+
+/* der[len] as a "CERTIFICATE REQUEST" PEM (caller frees). */
+static char *csr_pem(const unsigned char *der, long len)
+{
+  BIO *b = BIO_new(BIO_s_mem());
+  char *pem, *out;
+  long n;
+  assert_int_equal(PEM_write_bio(b, "CERTIFICATE REQUEST", "", der, len) > 0,
+                   1);
+  n = BIO_get_mem_data(b, &pem);
+  out = strndup(pem, (size_t)n);
+  assert_non_null(out);
+  BIO_free(b);
+  return out;
+}
+
+/* mdm_cert_issue(csr) must refuse with exactly why_want. */
+static void refused(struct fx *f, const char *csr, const char *why_want)
+{
+  struct mdm_issued is;
+  char why[256];
+  assert_int_equal(mdm_cert_issue(f->ca_key, f->ca, csr, TENANT, DEVICE,
+                                  D90, NOW, &is, why, sizeof(why)),
+                   MDM_ERR_INVAL);
+  assert_string_equal(why, why_want);
+  assert_null(is.pem);
+}
+
+/* mdm_cert_issue(csr) must issue a certificate for key. */
+static void issued(struct fx *f, const char *csr, EVP_PKEY *key)
+{
+  struct mdm_issued is;
+  char why[256];
+  X509 *c = NULL;
+  assert_int_equal(mdm_cert_issue(f->ca_key, f->ca, csr, TENANT, DEVICE,
+                                  D90, NOW, &is, why, sizeof(why)), 0);
+  assert_int_equal(mdm_cert_from_pem(is.pem, &c), 0);
+  assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(c), key), 1);
+  assert_int_equal(verify(f->ca, c, NULL, NOW + 86400), X509_V_OK);
+  X509_free(c);
+  free(is.pem);
+}
+
+/* The CSR is read by pki.c itself, not by d2i_X509_REQ: the forms other
+ * encoders send are accepted, and every malformed one is refused with
+ * the right reason. */
+static void test_csr_forms(void **state)
+{
+  struct fx *f = *state;
+  EVP_PKEY *ck = EVP_EC_gen("P-256");
+  char *csr, *pem, *two, *p;
+  unsigned char *der, *bad;
+  long len, i;
+
+  /* SHA-384 and SHA-512 signatures; a compressed point. */
+  csr = csr_with(f->dev_key, EVP_sha384());
+  issued(f, csr, f->dev_key);
+  free(csr);
+  csr = csr_with(f->dev_key, EVP_sha512());
+  issued(f, csr, f->dev_key);
+  free(csr);
+  assert_non_null(ck);
+  assert_int_equal(EVP_PKEY_set_utf8_string_param(
+                       ck, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                       "compressed"), 1);
+  csr = csr_with(ck, EVP_sha256());
+  assert_non_null(strstr(csr, "BEGIN CERTIFICATE REQUEST"));
+  issued(f, csr, ck);
+  free(csr);
+
+  /* Another PEM block first (the CA certificate): the CSR is still
+   * found. */
+  assert_int_equal(mdm_cert_to_pem(f->ca, &pem), 0);
+  two = malloc(strlen(pem) + strlen(f->csr) + 1);
+  assert_non_null(two);
+  strcpy(two, pem);
+  strcat(two, f->csr);
+  issued(f, two, f->dev_key);
+  free(two);
+  /* ... but a certificate alone is not a CSR. */
+  refused(f, pem, "not a PEM certificate request (CSR)");
+  free(pem);
+
+  /* SHA-1 is not accepted. */
+  csr = csr_with(f->dev_key, EVP_sha1());
+  refused(f, csr, "the CSR's signature must be ECDSA with SHA-256, SHA-384 "
+                  "or SHA-512");
+  free(csr);
+
+  /* Bytes after the CSR, inside the PEM. */
+  der = csr_der(f->csr, &len);
+  bad = OPENSSL_malloc((size_t)len + 2);
+  assert_non_null(bad);
+  memcpy(bad, der, (size_t)len);
+  bad[len] = 0x05;
+  bad[len + 1] = 0x00;
+  pem = csr_pem(bad, len + 2);
+  refused(f, pem, "not a PEM certificate request (CSR)");
+  free(pem);
+  /* Cut short, anywhere. */
+  for(i = 1; i < len; i += 7) {
+    pem = csr_pem(der, i);
+    refused(f, pem, "not a PEM certificate request (CSR)");
+    free(pem);
+  }
+  /* Version 2 instead of 0 (the INTEGER after the two SEQUENCE headers). */
+  memcpy(bad, der, (size_t)len);
+  p = memchr(bad + 4, 0x02, 8);
+  assert_non_null(p);
+  assert_int_equal(p[1], 1);
+  assert_int_equal(p[2], 0);
+  p[2] = 2;
+  pem = csr_pem(bad, len);
+  refused(f, pem, "not a PEM certificate request (CSR)");
+  free(pem);
+  /* The point moved off the curve: its last byte changed. */
+  memcpy(bad, der, (size_t)len);
+  for(i = 0; i + 66 < len; i++)
+    if(bad[i] == 0x03 && bad[i + 1] == 0x42 && bad[i + 2] == 0 &&
+       bad[i + 3] == 0x04)
+      break;
+  assert_true(i + 66 < len);
+  bad[i + 3 + 64] ^= 0x01;
+  pem = csr_pem(bad, len);
+  refused(f, pem, "the CSR's key is not a point of EC P-256");
+  free(pem);
+  /* A signature of other bytes: one byte of the subject changed. */
+  memcpy(bad, der, (size_t)len);
+  p = memmem(bad, (size_t)len, "whatever", 8);
+  assert_non_null(p);
+  p[0] = 'W';
+  pem = csr_pem(bad, len);
+  refused(f, pem, "the CSR's signature does not verify (no proof of "
+                  "possession of its key)");
+  free(pem);
+  OPENSSL_free(bad);
+  OPENSSL_free(der);
+  EVP_PKEY_free(ck);
+}
+
 static void test_bad_csrs(void **state)
 {
   struct fx *f = *state;
@@ -275,6 +454,7 @@ int main(void)
     cmocka_unit_test_setup_teardown(test_other_ca_does_not_verify, setup,
                                     teardown),
     cmocka_unit_test_setup_teardown(test_bad_csrs, setup, teardown),
+    cmocka_unit_test_setup_teardown(test_csr_forms, setup, teardown),
     cmocka_unit_test_setup_teardown(test_crl, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
