@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -147,10 +148,24 @@ mdm_rc mdm_duration_parse(const char *s, int64_t *out)
   return MDM_OK;
 }
 
+/* The kernel's CSPRNG (getrandom(2), the source OpenSSL seeds from too).
+ * Not RAND_bytes(): OpenSSL 3 instantiates a DRBG in every thread that
+ * asks, and mdmd's request threads live for one connection each. */
 mdm_rc mdm_random(void *p, size_t n)
 {
-  if(RAND_bytes(p, (int)n) != 1)
-    return MDM_ERR_CRYPTO;
+  unsigned char *b = p;
+  while(n) {
+    ssize_t got = getrandom(b, n, 0);
+    if(got < 0) {
+      if(errno == EINTR)
+        continue;
+      if(errno == ENOSYS)
+        return RAND_bytes(b, (int)n) == 1 ? MDM_OK : MDM_ERR_CRYPTO;
+      return MDM_ERR_CRYPTO;
+    }
+    b += got;
+    n -= (size_t)got;
+  }
   return MDM_OK;
 }
 
