@@ -559,7 +559,7 @@ mdm_rc mdm_http_start(struct mdm_server *srv)
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)srv->cfg.max_connections,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
       MHD_OPTION_THREAD_STACK_SIZE, (size_t)(1024 * 1024),
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(32 * 1024),
       MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
       MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
       MHD_OPTION_ARRAY, tls,

@@ -125,6 +125,7 @@ static mdm_rc sq_conn_open(struct sq_conn *c, const char *path, int is_writer)
                           "PRAGMA synchronous=FULL;"
                           "PRAGMA foreign_keys=ON;"
                           "PRAGMA cache_size=-65536;"
+                          "PRAGMA temp_store=MEMORY;"
                           "PRAGMA wal_autocheckpoint=0;");
   return sq_exec(c->db, "PRAGMA cache_size=-16384;");
 }
