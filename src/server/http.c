@@ -531,7 +531,10 @@ mdm_rc mdm_http_start(struct mdm_server *srv)
               srv->cfg.listen);
     return MDM_ERR_INVAL;
   }
-  flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+  /* poll(), not select(): select() cannot watch a descriptor past
+   * FD_SETSIZE (1024), so connection 1,000 or so was reset however high
+   * --max-connections was. */
+  flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD |
           MHD_USE_ERROR_LOG | MHD_USE_ITC;
   if(is_v6)
     flags |= MHD_USE_IPv6;

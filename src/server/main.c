@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
@@ -550,6 +551,29 @@ static mdm_rc start_tls(struct mdm_server *srv)
   return rc;
 }
 
+/* Room for max_connections descriptors and the store's, logs' and
+ * sinks' own: the soft limit is raised towards the hard one (a service
+ * manager's default soft limit is 1024), and a limit still too low is said
+ * at the start, not found at connection 1,000. */
+static void raise_nofile(const struct mdm_config *cfg)
+{
+  struct rlimit rl;
+  rlim_t want = (rlim_t)cfg->max_connections + 256;
+  if(getrlimit(RLIMIT_NOFILE, &rl))
+    return;
+  if(rl.rlim_cur < want) {
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want
+                  ? want : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if(rl.rlim_cur < want)
+    mdm_warn("open files are limited to %llu: fewer than %d connections "
+             "at a time will be served (raise the hard limit, e.g. "
+             "LimitNOFILE=%llu)", (unsigned long long)rl.rlim_cur,
+             cfg->max_connections, (unsigned long long)want);
+}
+
 int main(int argc, char **argv)
 {
   struct mdm_server srv;
@@ -574,6 +598,7 @@ int main(int argc, char **argv)
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
   umask(077);
+  raise_nofile(&srv.cfg);
   if(start_tls(&srv) || start_events(&srv) ||
      open_store(&srv.cfg, &srv.store))
     goto out;
