@@ -290,10 +290,7 @@ static void test_csr_forms(void **state)
   /* Another PEM block first (the CA certificate): the CSR is still
    * found. */
   assert_int_equal(mdm_cert_to_pem(f->ca, &pem), 0);
-  two = malloc(strlen(pem) + strlen(f->csr) + 1);
-  assert_non_null(two);
-  strcpy(two, pem);
-  strcat(two, f->csr);
+  assert_true(asprintf(&two, "%s%s", pem, f->csr) > 0);
   issued(f, two, f->dev_key);
   free(two);
   /* ... but a certificate alone is not a CSR. */
