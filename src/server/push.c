@@ -1,21 +1,32 @@
 /*
  * push.c: the MQTT wake-up publisher and the broker's per-device
  * credentials (push.h, CONTRACT §5, deploy/mosquitto/README.md).  One
- * libmosquitto client runs its network loop in libmosquitto's thread and
- * reconnects by itself; a second thread drains a bounded ring of wake-ups
+ * libmosquitto client runs in its network thread and reconnects by
+ * itself; a second thread drains a bounded ring of wake-ups
  * through a token bucket so that a fleet-wide command does not flood the
  * broker.  A device's broker password is derived from its id and the
  * broker secret (crypto/mqttcred.h), which the broker's mdm auth plugin
- * also holds, so enrollment needs no broker round trip.  Retirements are
+ * also holds, so enrollment needs no broker round trip.
+ *
+ * The network loop is mdmd's own thread (net_main), not libmosquitto's
+ * mosquitto_loop_start(): that one watches the socket with select(),
+ * which cannot take a descriptor of 1024 or more, and with a thousand HTTP
+ * connections open a reconnection can get one (mosquitto_loop() then
+ * refuses it for good).  net_main poll()s the socket and an eventfd that
+ * every publish from another thread rings.  Retirements are
  * published on $CONTROL/mdm-auth/v1 and the plugin's answers read on
  * .../response; nothing else received from the broker is looked at.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
 #include <jansson.h>
 #include <mosquitto.h>
 #include <openssl/crypto.h>
@@ -64,7 +75,10 @@ struct mdm_push {
   int is_stopping;
   pthread_t drainer;
   int has_drainer;
-  int has_loop;
+  pthread_t net;              /* net_main */
+  int has_net;
+  int net_stop;               /* under lock: flush and leave */
+  int wake_fd;                /* eventfd: something to send, or stop */
   char secret[SECRET_MAX + 1];  /* the broker secret: mdmd's password */
   char (*removals)[MDM_UUID_LEN + 1];
   size_t n_removals;
@@ -77,6 +91,8 @@ static void lib_init(void)
 {
   lib_ready = mosquitto_lib_init() == MOSQ_ERR_SUCCESS;
 }
+
+static void net_wake(struct mdm_push *p);
 
 /* ---- revocations ------------------------------------------------------- */
 
@@ -91,9 +107,10 @@ static void revoke_send(struct mdm_push *p, const char (*ids)[MDM_UUID_LEN + 1],
     json_array_append_new(arr, json_string(ids[i]));
   msg = arr ? json_pack("{s:o}", "revoke", arr) : NULL;
   text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
-  if(text)
-    mosquitto_publish(p->mosq, NULL, CONTROL_TOPIC, (int)strlen(text), text,
-                      1, 0);
+  if(text &&
+     mosquitto_publish(p->mosq, NULL, CONTROL_TOPIC, (int)strlen(text), text,
+                       1, 0) == MOSQ_ERR_SUCCESS)
+    net_wake(p);
   free(text);
   json_decref(msg);
 }
@@ -160,7 +177,8 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc)
   struct mdm_push *p = obj;
   (void)mosq;
   pthread_mutex_lock(&p->lock);
-  if(p->is_connected)
+  /* rc 0: mdmd's own disconnect, as it stops. */
+  if(p->is_connected && rc)
     mdm_warn("mqtt: lost the broker %s (%d); devices poll until it is "
              "back", p->url, rc);
   p->is_connected = 0;
@@ -274,6 +292,8 @@ static void publish_wake(struct mdm_push *p, const struct wake *w)
     snprintf(topic, sizeof(topic), "mdm/%s/%s/cmd", w->tenant, device);
     rc = mosquitto_publish(p->mosq, NULL, topic, (int)strlen(payload),
                            payload, 1, 0);
+    if(!rc)
+      net_wake(p);
     mdm_metrics_inc(rc ? MDM_M_MQTT_FAILED : MDM_M_MQTT_PUBLISHED);
     if(rc)
       mdm_debug("mqtt: wake-up for %s not sent: %s", device,
@@ -336,6 +356,100 @@ static void *drain_main(void *arg)
     pthread_mutex_lock(&p->lock);
   }
   pthread_mutex_unlock(&p->lock);
+  return NULL;
+}
+
+/* ---- the network thread ------------------------------------------------ */
+
+/* Tell net_main there is something to send (or to stop). */
+static void net_wake(struct mdm_push *p)
+{
+  uint64_t one = 1;
+  if(write(p->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+    mdm_debug("mqtt: cannot wake the network thread: %s", strerror(errno));
+}
+
+/* Wait up to s seconds on p->cond (a stop wakes it).  Holds p->lock. */
+static void wait_locked(struct mdm_push *p, int s)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += s;
+  pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+}
+
+/*
+ * The client's network loop: connect (and reconnect 1, 2, 4, 5, 5... s
+ * apart), then poll() its socket, for writing when it has something
+ * queued, and the wake-up eventfd; libmosquitto does the reading, the
+ * writing and the keep-alive pings (loop_read/_write/_misc), and calls
+ * on_connect/on_disconnect from here.
+ */
+static void *net_main(void *arg)
+{
+  struct mdm_push *p = arg;
+  int delay = 0, first = 1;
+
+  pthread_mutex_lock(&p->lock);
+  for(;;) {
+    struct pollfd pfd[2];
+    int fd, rc;
+    uint64_t n;
+    if(p->net_stop)
+      break;
+    pthread_mutex_unlock(&p->lock);
+    fd = mosquitto_socket(p->mosq);
+    if(fd < 0) {
+      if(delay) {
+        pthread_mutex_lock(&p->lock);
+        if(!p->net_stop)
+          wait_locked(p, delay);
+        if(p->net_stop)
+          continue;
+        pthread_mutex_unlock(&p->lock);
+      }
+      rc = first ? mosquitto_connect_async(p->mosq, p->host, p->port, 30)
+                 : mosquitto_reconnect_async(p->mosq);
+      if(rc && first)
+        mdm_warn("mqtt: cannot reach %s yet (%s): retrying in the "
+                 "background", p->url, mosquitto_strerror(rc));
+      first = 0;
+      delay = delay ? (delay * 2 > 5 ? 5 : delay * 2) : 1;
+      pthread_mutex_lock(&p->lock);
+      continue;
+    }
+    pfd[0].fd = fd;
+    pfd[0].events = (short)(POLLIN |
+                            (mosquitto_want_write(p->mosq) ? POLLOUT : 0));
+    pfd[1].fd = p->wake_fd;
+    pfd[1].events = POLLIN;
+    pfd[0].revents = pfd[1].revents = 0;
+    if(poll(pfd, 2, 1000) < 0 && errno != EINTR)
+      mdm_debug("mqtt: poll: %s", strerror(errno));
+    if(pfd[1].revents & POLLIN)
+      (void)!read(p->wake_fd, &n, sizeof(n));
+    rc = MOSQ_ERR_SUCCESS;
+    if(pfd[0].revents & (POLLIN | POLLERR | POLLHUP))
+      rc = mosquitto_loop_read(p->mosq, 1);
+    if(!rc && mosquitto_socket(p->mosq) >= 0 &&
+       mosquitto_want_write(p->mosq))
+      rc = mosquitto_loop_write(p->mosq, 1);
+    if(!rc)
+      rc = mosquitto_loop_misc(p->mosq);
+    /* On an error libmosquitto has closed the socket and said so through
+     * on_disconnect: the next round reconnects, after a second. */
+    fd = mosquitto_socket(p->mosq);
+    pthread_mutex_lock(&p->lock);
+    if(!rc && fd >= 0 && p->is_connected)
+      delay = 0;
+    else if(!delay)
+      delay = 1;
+  }
+  pthread_mutex_unlock(&p->lock);
+  /* Stopping: send what is queued (the DISCONNECT) if the socket takes it
+   * now. */
+  if(mosquitto_socket(p->mosq) >= 0 && mosquitto_want_write(p->mosq))
+    mosquitto_loop_write(p->mosq, 1);
   return NULL;
 }
 
@@ -408,7 +522,6 @@ mdm_rc mdm_push_new(const struct mdm_push_config *cfg, struct mdm_store *st,
   struct mdm_push *p;
   char client_id[64], rnd[8];
   mdm_rc rc = MDM_ERR_NOMEM;
-  int mrc;
 
   *out = NULL;
   pthread_once(&lib_once, lib_init);
@@ -419,6 +532,13 @@ mdm_rc mdm_push_new(const struct mdm_push_config *cfg, struct mdm_store *st,
     return MDM_ERR_NOMEM;
   pthread_mutex_init(&p->lock, NULL);
   pthread_cond_init(&p->cond, NULL);
+  p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if(p->wake_fd < 0) {
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+    return MDM_ERR_IO;
+  }
   p->store = st;
   p->rate = cfg->rate > 0 ? cfg->rate : 1000;
   rc = parse_url(p, cfg->url);
@@ -449,15 +569,12 @@ mdm_rc mdm_push_new(const struct mdm_push_config *cfg, struct mdm_store *st,
   mosquitto_connect_callback_set(p->mosq, on_connect);
   mosquitto_disconnect_callback_set(p->mosq, on_disconnect);
   mosquitto_message_callback_set(p->mosq, on_message);
-  mosquitto_reconnect_delay_set(p->mosq, 1, 5, false);
-  mrc = mosquitto_connect_async(p->mosq, p->host, p->port, 30);
-  if(mrc)
-    mdm_warn("mqtt: cannot reach %s yet (%s): retrying in the background",
-             p->url, mosquitto_strerror(mrc));
+  /* Publishes come from other threads than the network loop's. */
+  mosquitto_threaded_set(p->mosq, true);
   rc = MDM_ERR_INTERNAL;
-  if(mosquitto_loop_start(p->mosq))
+  if(pthread_create(&p->net, NULL, net_main, p))
     goto fail;
-  p->has_loop = 1;
+  p->has_net = 1;
   if(pthread_create(&p->drainer, NULL, drain_main, p))
     goto fail;
   p->has_drainer = 1;
@@ -478,17 +595,24 @@ void mdm_push_free(struct mdm_push *p)
   pthread_mutex_unlock(&p->lock);
   if(p->has_drainer)
     pthread_join(p->drainer, NULL);
-  if(p->mosq) {
+  if(p->mosq && p->has_net)
     mosquitto_disconnect(p->mosq);
-    if(p->has_loop)
-      mosquitto_loop_stop(p->mosq, true);
-    mosquitto_destroy(p->mosq);
+  pthread_mutex_lock(&p->lock);
+  p->net_stop = 1;
+  pthread_cond_broadcast(&p->cond);
+  pthread_mutex_unlock(&p->lock);
+  if(p->has_net) {
+    net_wake(p);
+    pthread_join(p->net, NULL);
   }
+  if(p->mosq)
+    mosquitto_destroy(p->mosq);
   if(p->dropped)
     mdm_info("mqtt: %lu wake-ups dropped in all", p->dropped);
   pthread_cond_destroy(&p->cond);
   pthread_mutex_destroy(&p->lock);
   OPENSSL_cleanse(p->secret, sizeof(p->secret));
+  close(p->wake_fd);
   free(p->ring);
   free(p->removals);
   free(p);

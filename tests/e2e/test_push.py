@@ -266,3 +266,70 @@ def test_policy_change_wakes_every_active_device(broker, server_factory):
     assert read_payload(p, 1.0) is None
     p.kill()
     p.wait()
+
+
+def _socket_fd_to(pid, port):
+    """The descriptor of pid's TCP connection to 127.0.0.1:port, or None."""
+    inodes = set()
+    with open("/proc/%d/net/tcp" % pid) as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            rport = int(cols[2].split(":")[1], 16)
+            if rport == port and cols[3] == "01":     # ESTABLISHED
+                inodes.add(cols[9])
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if link.startswith("socket:[") and link[8:-1] in inodes:
+            return int(fd)
+    return None
+
+
+def test_reconnects_past_fd_setsize(broker, server_factory):
+    """With 1,100 HTTP connections open, the broker restarts: mdmd's new
+    broker connection gets a descriptor past 1024 (which select() cannot
+    watch: libmosquitto's own loop gave up on it for good) and still
+    reconnects and delivers a wake-up."""
+    import resource
+    import socket
+    n = 1100
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n + 200:
+        resource.setrlimit(resource.RLIMIT_NOFILE,
+                           (4096 if hard == resource.RLIM_INFINITY
+                            else min(hard, 4096), hard))
+    srv = server_factory(args=["--mqtt", "mqtt://127.0.0.1:%d" % broker.port,
+                               "--mqtt-admin-password-file",
+                               broker.password_file], name="fds")
+    mdmtest.wait_for(lambda: "connected to" in srv.stderr(),
+                     what="mdmd connected to the broker")
+    c = srv.enroll(srv.create_etoken()["token"], i=0)
+    broker.stop()
+    held = []
+    try:
+        for _ in range(n):
+            held.append(socket.create_connection((srv.host, srv.port),
+                                                 timeout=mdmtest.HTTP_TIMEOUT))
+        mdmtest.wait_for(
+            lambda: len(os.listdir("/proc/%d/fd" % srv.proc.pid)) > n,
+            timeout=30 * mdmtest.SLOW, what="mdmd to accept the connections")
+        broker.start()
+        mdmtest.wait_for(lambda: srv.stderr().count("connected to") >= 2,
+                         timeout=30, what="mdmd reconnected")
+        fd = _socket_fd_to(srv.proc.pid, broker.port)
+        assert fd is not None and fd >= 1024, fd
+        own = broker.sub(c["mqtt"]["username"], c["mqtt"]["password"],
+                         c["mqtt"]["topic"])
+        assert broker.wait_subscribed(own).endswith(": 1")
+        r = srv.api("POST", "/v1/devices/%s/commands" % c["device_id"],
+                    {"type": "lock"})
+        assert r.status == 201, r.raw
+        assert read_payload(own, 2.0 * mdmtest.SLOW) == \
+            '{"v":1,"reason":"command"}'
+        own.wait(5)
+    finally:
+        for s in held:
+            s.close()
