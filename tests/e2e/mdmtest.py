@@ -176,6 +176,15 @@ class Response(tuple):
     body = property(lambda self: self[2])
 
 
+def recv_until_closed(sock, got=b""):
+    """What sock sends until the peer closes it, after got."""
+    while True:
+        d = sock.recv(65536)
+        if not d:
+            return got
+        got += d
+
+
 def http_request(host, port, method, path, body=None, token=None,
                  headers=None, raw_body=None, timeout=None, context=None):
     """One request on its own connection.  body is sent as JSON; raw_body
@@ -561,11 +570,7 @@ def raw_request(host, port, head, body_chunks=(), expect_continue=False,
         except (BrokenPipeError, ConnectionResetError):
             pass
         try:
-            while True:
-                d = sock.recv(65536)
-                if not d:
-                    break
-                got += d
+            got = recv_until_closed(sock, got)
         except ConnectionResetError:
             pass
     finally:

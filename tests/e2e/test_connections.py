@@ -11,7 +11,7 @@ import resource
 import socket
 
 import mdmtest
-from mdmtest import HTTP_TIMEOUT, http_request, wait_for
+from mdmtest import HTTP_TIMEOUT, http_request, recv_until_closed, wait_for
 
 MAX_CONNECTIONS = 4096          # mdmd's connection limit
 WANT_NOFILE = MAX_CONNECTIONS + 256
@@ -84,12 +84,7 @@ def test_serves_past_fd_setsize(server_factory):
         for c in (held[0], held[-1]):
             c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
                       b"Connection: close\r\n\r\n")
-            got = b""
-            while True:
-                d = c.recv(4096)
-                if not d:
-                    break
-                got += d
+            got = recv_until_closed(c)
             assert got.startswith(b"HTTP/1.1 200 "), got[:80]
     finally:
         for c in held:

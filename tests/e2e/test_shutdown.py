@@ -12,7 +12,8 @@ import time
 import pytest
 
 from mdmtest import (API_TOKEN_RE, HTTP_TIMEOUT, MDMD, UUID_RE,
-                     free_port_closed, http_request, run, wait_for)
+                     free_port_closed, http_request, recv_until_closed, run,
+                     wait_for)
 
 
 def _refused(port):
@@ -67,12 +68,7 @@ def test_signal_drains_request_in_flight(server, sig):
              what="the listening socket to close")
 
     sock.sendall(body[5:])
-    resp = b""
-    while True:
-        d = sock.recv(65536)
-        if not d:
-            break
-        resp += d
+    resp = recv_until_closed(sock)
     sock.close()
     head, _, payload = resp.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 201"), resp
