@@ -249,7 +249,7 @@ static mdm_rc csr_read(const char *pem, struct csr *r, char *why, size_t n)
   char *name = NULL, *header = NULL;
   unsigned char *der = NULL;
   long len = 0;
-  struct der all, csr, alg, sig, spki, spki_alg, key, part, ver, subj;
+  struct der all, csr, alg, sig, spki, spki_alg, key, part, ver, subj, attrs;
   int found = 0;
   const char *bad = "not a PEM certificate request (CSR)%s";
 
@@ -299,7 +299,7 @@ static mdm_rc csr_read(const char *pem, struct csr *r, char *why, size_t n)
      !der_next(&part, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &subj) ||
      !der_next(&part, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, &spki))
     goto bad;
-  if(part.n && (!der_next(&part, 0, V_ASN1_CONTEXT_SPECIFIC, &subj) ||
+  if(part.n && (!der_next(&part, 0, V_ASN1_CONTEXT_SPECIFIC, &attrs) ||
                 part.n))
     goto bad;
 
