@@ -459,18 +459,20 @@ static mdm_rc inactive(struct mdm_req *r)
 }
 
 /* A result may have ended the device's retirement wipe, which retires it
- * (store.h command_result): then its broker credentials go. */
-static void drop_credentials_if_gone(struct mdm_req *r)
+ * (store.h command_result): then its broker credentials go.  Only a final
+ * status can end it, and only the device's state is read (device_access),
+ * not the whole device with its facts: this runs on every result. */
+static void drop_credentials_if_gone(struct mdm_req *r, const char *status)
 {
-  json_t *dev = NULL;
-  const char *state;
-  if(r->srv->store->ops->device_get(r->srv->store, r->who.tenant_id,
-                                    r->who.id, &dev))
+  struct mdm_device_access acc;
+  json_t *labels = NULL;
+  if(!strcmp(status, "acknowledged"))
     return;
-  state = json_string_value(json_object_get(dev, "state"));
-  if(state && strcmp(state, "active"))
+  if(!r->srv->store->ops->device_access(r->srv->store, r->who.tenant_id,
+                                        r->who.id, &acc, &labels) &&
+     strcmp(acc.state, "active"))
     mdm_push_device_remove(r->srv->push, r->who.id);
-  json_decref(dev);
+  json_decref(labels);
 }
 
 /* GET /v1/agent/commands */
@@ -529,7 +531,7 @@ mdm_rc mdm_api_agent_command_result(struct mdm_req *r)
     mdm_req_fail(r, rc, "cannot store the result");
   else {
     if(r->srv->push)
-      drop_credentials_if_gone(r);
+      drop_credentials_if_gone(r, json_string_value(s));
     rc = mdm_req_reply_json(r, 200, out);
   }
 out:

@@ -333,3 +333,46 @@ def test_reconnects_past_fd_setsize(broker, server_factory):
     finally:
         for s in held:
             s.close()
+
+
+def test_retirement_wipe_ends_broker_credentials(broker, server_factory):
+    """Retired with a wipe: the device keeps its broker credentials while
+    the wipe is pending and acknowledged, and loses them (the plugin's
+    revoked file) when it reports the wipe completed."""
+    srv = server_factory(args=["--mqtt", "mqtt://127.0.0.1:%d" % broker.port,
+                               "--mqtt-admin-password-file",
+                               broker.password_file], name="wipe")
+    mdmtest.wait_for(lambda: "connected to" in srv.stderr(),
+                     what="mdmd connected to the broker")
+    d = srv.enroll(srv.create_etoken()["token"], i=0)
+    m = d["mqtt"]
+
+    def logs_in():
+        p = subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p",
+                            str(broker.port), "-i", m["username"], "-u",
+                            m["username"], "-P", m["password"], "-t",
+                            m["topic"], "-C", "1", "-W", "1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=10)
+        return "not authorised" not in p.stderr.decode()
+
+    r = srv.api("POST", "/v1/devices/%s/retire" % d["device_id"],
+                {"wipe": "full"})
+    assert r.status == 202, r.raw
+    r = srv.api("GET", "/v1/agent/commands", token=d["device_token"])
+    assert r.status == 200, r.raw
+    wipe = [c for c in r.body["items"] if c["type"] == "wipe"]
+    assert len(wipe) == 1, r.body
+    path = "/v1/agent/commands/%s/result" % wipe[0]["id"]
+    r = srv.api("POST", path, {"status": "acknowledged"},
+                token=d["device_token"])
+    assert r.status == 200, r.raw
+    assert logs_in()
+    with open(broker.revoked_file) as f:
+        assert f.read() == ""
+    r = srv.api("POST", path, {"status": "completed"},
+                token=d["device_token"])
+    assert r.status == 200, r.raw
+    mdmtest.wait_for(lambda: not logs_in(), what="retired device refused")
+    with open(broker.revoked_file) as f:
+        assert f.read() == d["device_id"] + "\n"
