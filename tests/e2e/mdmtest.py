@@ -176,6 +176,17 @@ class Response(tuple):
     body = property(lambda self: self[2])
 
 
+def raise_nofile(n):
+    """Let this process hold n more descriptors (soft RLIMIT_NOFILE up to
+    4096, within the hard limit)."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n + 200:
+        resource.setrlimit(resource.RLIMIT_NOFILE,
+                           (4096 if hard == resource.RLIM_INFINITY
+                            else min(hard, 4096), hard))
+
+
 def recv_until_closed(sock, got=b""):
     """What sock sends until the peer closes it, after got."""
     while True:

@@ -7,11 +7,11 @@ was reset whatever the open-files limit.  mdmd now asks for poll(), and
 raises its soft RLIMIT_NOFILE towards the hard one (a service manager's
 default soft limit is 1024), saying so when the hard limit is too low."""
 import os
-import resource
 import socket
 
 import mdmtest
-from mdmtest import HTTP_TIMEOUT, http_request, recv_until_closed, wait_for
+from mdmtest import (HTTP_TIMEOUT, http_request, raise_nofile,
+                     recv_until_closed, wait_for)
 
 MAX_CONNECTIONS = 4096          # mdmd's connection limit
 WANT_NOFILE = MAX_CONNECTIONS + 256
@@ -63,11 +63,7 @@ def test_serves_past_fd_setsize(server_factory):
     descriptor is past 1024 in mdmd): 200, and every held connection
     still answers."""
     n = 1100
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < n + 200:
-        resource.setrlimit(resource.RLIMIT_NOFILE,
-                           (min(hard, 4096) if hard != resource.RLIM_INFINITY
-                            else 4096, hard))
+    raise_nofile(n)
     s = server_factory(name="many", start=False)
     _with_nofile(s, 1024, 8192)
     held = []

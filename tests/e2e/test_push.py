@@ -30,14 +30,20 @@ def broker(tmp_path):
     b.stop()
 
 
-def test_push_end_to_end(broker, server_factory):
+def _connected_server(broker, server_factory, name, *args):
+    """An mdmd with --mqtt on broker (and args), once it is connected."""
     srv = server_factory(args=["--mqtt", "mqtt://127.0.0.1:%d" % broker.port,
                                "--mqtt-admin-password-file",
-                               broker.password_file, "--mqtt-rate", "50"],
-                         name="mqtt")
-    et = srv.create_etoken(max_uses=3)["token"]
+                               broker.password_file] + list(args), name=name)
     mdmtest.wait_for(lambda: "connected to" in srv.stderr(),
                      what="mdmd connected to the broker")
+    return srv
+
+
+def test_push_end_to_end(broker, server_factory):
+    srv = _connected_server(broker, server_factory, "mqtt", "--mqtt-rate",
+                            "50")
+    et = srv.create_etoken(max_uses=3)["token"]
     a = srv.enroll(et, i=0)
     b = srv.enroll(et, i=1)
     m = a["mqtt"]
@@ -178,12 +184,7 @@ def test_push_end_to_end(broker, server_factory):
 
 
 def test_bulk_wakeups_are_throttled(broker, server_factory):
-    srv = server_factory(args=["--mqtt", "mqtt://127.0.0.1:%d" % broker.port,
-                               "--mqtt-admin-password-file",
-                               broker.password_file, "--mqtt-rate", "5"],
-                         name="bulk")
-    mdmtest.wait_for(lambda: "connected to" in srv.stderr(),
-                     what="mdmd connected to the broker")
+    srv = _connected_server(broker, server_factory, "bulk", "--mqtt-rate", "5")
     devs = srv.enroll_many(10)
     subs = []
     for d in devs:
@@ -232,11 +233,7 @@ def test_policy_change_wakes_every_active_device(broker, server_factory):
     """CONTRACT §5: after a policy change is committed, each active device
     of the tenant gets a "policy" wake-up; a retired one does not, and an
     unchanged re-apply wakes nobody."""
-    srv = server_factory(args=["--mqtt", "mqtt://127.0.0.1:%d" % broker.port,
-                               "--mqtt-admin-password-file",
-                               broker.password_file], name="policy")
-    mdmtest.wait_for(lambda: "connected to" in srv.stderr(),
-                     what="mdmd connected to the broker")
+    srv = _connected_server(broker, server_factory, "policy")
     devs = srv.enroll_many(3)
     r = srv.api("POST", "/v1/devices/%s/retire" % devs[2]["device_id"],
                 {"wipe": "none"})
@@ -293,19 +290,10 @@ def test_reconnects_past_fd_setsize(broker, server_factory):
     broker connection gets a descriptor past 1024 (which select() cannot
     watch: libmosquitto's own loop gave up on it for good) and still
     reconnects and delivers a wake-up."""
-    import resource
     import socket
     n = 1100
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < n + 200:
-        resource.setrlimit(resource.RLIMIT_NOFILE,
-                           (4096 if hard == resource.RLIM_INFINITY
-                            else min(hard, 4096), hard))
-    srv = server_factory(args=["--mqtt", "mqtt://127.0.0.1:%d" % broker.port,
-                               "--mqtt-admin-password-file",
-                               broker.password_file], name="fds")
-    mdmtest.wait_for(lambda: "connected to" in srv.stderr(),
-                     what="mdmd connected to the broker")
+    mdmtest.raise_nofile(n)
+    srv = _connected_server(broker, server_factory, "fds")
     c = srv.enroll(srv.create_etoken()["token"], i=0)
     broker.stop()
     held = []
@@ -339,11 +327,7 @@ def test_retirement_wipe_ends_broker_credentials(broker, server_factory):
     """Retired with a wipe: the device keeps its broker credentials while
     the wipe is pending and acknowledged, and loses them (the plugin's
     revoked file) when it reports the wipe completed."""
-    srv = server_factory(args=["--mqtt", "mqtt://127.0.0.1:%d" % broker.port,
-                               "--mqtt-admin-password-file",
-                               broker.password_file], name="wipe")
-    mdmtest.wait_for(lambda: "connected to" in srv.stderr(),
-                     what="mdmd connected to the broker")
+    srv = _connected_server(broker, server_factory, "wipe")
     d = srv.enroll(srv.create_etoken()["token"], i=0)
     m = d["mqtt"]
 
