@@ -217,6 +217,17 @@ def assert_old_refused(srv, old, tmp_path, dev_id):
 
 # ---- 1. enrollment with the pin, then the certificate as the credential -----
 
+def system_store_envs(tmp_path, ca):
+    """The agent's environments to try: as it is, and with OpenSSL's
+    system store (SSL_CERT_FILE, and SSL_CERT_DIR hashed) trusting ca,
+    which the agent must ignore."""
+    d = tmp_path / "system-certs"
+    d.mkdir()
+    shutil.copy(ca, d / "ca.pem")
+    openssl("rehash", str(d))
+    return ({}, {"SSL_CERT_FILE": ca, "SSL_CERT_DIR": str(d)})
+
+
 def test_enroll_pins_the_servers_ca(tls_server, agent, pki):
     srv = tls_server("a")
     et = srv.create_etoken()
@@ -287,12 +298,7 @@ def test_enroll_refuses_a_server_of_another_ca(tls_server, agent, pki,
     want = ("mdm-agent: enroll failed: the server's certificate does not "
             "chain to the CA pinned in the enrollment token (%s); refusing "
             "to talk to it" % pin)
-    b_dir = tmp_path / "b-certs"
-    b_dir.mkdir()
-    shutil.copy(pki["b"]["ca"], b_dir / "ca-b.pem")
-    openssl("rehash", str(b_dir))
-    for env in ({}, {"SSL_CERT_FILE": pki["b"]["ca"],
-                     "SSL_CERT_DIR": str(b_dir)}):
+    for env in system_store_envs(tmp_path, pki["b"]["ca"]):
         p = agent.enroll(srv, et["token"], expect=1, env=env)
         assert p.stderr.strip().splitlines() == [want], p.stderr
         assert not os.path.exists(agent.path("credentials.json"))
@@ -454,12 +460,7 @@ def test_run_refuses_a_server_of_another_ca(tls_server, agent, pki,
     seen = srv.q1("SELECT last_seen FROM device_status WHERE device_id = ?",
                   (dev,))
     n = started_events(srv, dev)
-    b_dir = tmp_path / "b-certs"
-    b_dir.mkdir()
-    shutil.copy(pki["b"]["ca"], b_dir / "ca-b.pem")
-    openssl("rehash", str(b_dir))
-    for env in ({}, {"SSL_CERT_FILE": pki["b"]["ca"],
-                     "SSL_CERT_DIR": str(b_dir)}):
+    for env in system_store_envs(tmp_path, pki["b"]["ca"]):
         p = agent.run_once(expect=1, env=env)
         assert p.stderr.strip().splitlines()[-1] == (
             "mdm-agent: check-in failed: cannot reach '%s': server "
